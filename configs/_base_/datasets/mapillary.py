@@ -1,0 +1,12 @@
+# mapillary alone (single-target evaluation).
+_base_ = ['./targets/mapillary.py']
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='MultiTargetDataset', datasets=dict(mapillary={{_base_.mapillary_val}})),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(type='MultiTargetIoUMetric', targets=['mapillary'], iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

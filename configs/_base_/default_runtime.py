@@ -1,0 +1,23 @@
+# Runtime shared by every npdg config.
+default_scope = 'mmseg'
+# Registers npdg's datasets, transforms, metrics and hooks in mmseg's registries
+# (and applies npdg's compatibility shims) in every process.
+custom_imports = dict(imports=['npdg'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # The npdg tools switch nccl to gloo on machines without CUDA.
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+tta_model = dict(type='SegTTAModel')
+# GFLOPs / parameters of the evaluated model at this input size (C, H, W) are
+# printed by tools/test.py and written to its metrics JSON (keys gflops, params_m).
+custom_hooks = [
+    dict(type='ModelComplexityHook', input_shape=(3, 512, 1024), on_val=False, on_test=True),
+]

@@ -1,0 +1,16 @@
+"""npdg: domain generalization for MMSegmentation 1.x by network pruning.
+
+Importing ``npdg`` first applies the compatibility shims (``npdg.compat``),
+then registers every npdg dataset, transform, metric and hook in mmseg's
+registries. Configs reach them with ``custom_imports=dict(imports=['npdg'])``.
+"""
+from . import compat
+
+compat.apply()
+
+from .utils import pretrained as _pretrained  # noqa: E402
+
+_pretrained.install()
+
+from . import datasets, evaluation, hooks  # noqa: E402,F401
+from .version import __version__  # noqa: E402,F401

@@ -1,0 +1,166 @@
+"""Compatibility shims applied before anything imports mmseg.
+
+Two gaps between the pinned CPU stack and what mmseg 1.2.x expects are closed
+here, each only where it exists:
+
+* **mmcv-lite has no compiled ops.** mmseg imports ``mmcv.ops`` at module level
+  in a few places, and ``mmcv/ops/__init__.py`` loads the compiled extension,
+  so ``import mmseg.models`` fails with ``No module named 'mmcv._ext'``. When
+  (and only when) ``mmcv._ext`` cannot be found, a stand-in ``mmcv.ops`` module
+  is put into ``sys.modules``. It exposes the pure-PyTorch ``point_sample`` and
+  a PyTorch ``sigmoid_focal_loss``; any other name raises
+  ``ModuleNotFoundError``, which is the type mmseg's optional imports catch.
+  With full mmcv installed nothing is touched.
+* **torch >= 2.6 loads with ``weights_only=True``.** mmengine 0.10.x calls
+  ``torch.load`` without arguments, so ``resume`` and ``load_from`` fail on
+  ordinary MMEngine checkpoints. The local-file loader is re-registered to
+  load trusted local files with ``weights_only=False``.
+
+Both are idempotent and run from ``npdg/__init__.py``, which every entry point
+(and every spawned DataLoader worker) imports.
+"""
+import importlib.util
+import os.path as osp
+import sys
+import types
+
+import torch
+import torch.nn.functional as F
+
+STANDIN_ATTR = '__npdg_standin__'
+
+
+def mmcv_has_compiled_ops() -> bool:
+    """Return whether the compiled mmcv extension ``mmcv._ext`` is present.
+
+    Returns:
+        bool: True when full mmcv (with ops) is installed.
+    """
+    try:
+        return importlib.util.find_spec('mmcv._ext') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _sigmoid_focal_loss(input, target, gamma=2.0, alpha=0.25, weight=None,
+                        reduction='mean'):
+    """PyTorch version of ``mmcv.ops.sigmoid_focal_loss``.
+
+    Args:
+        input (Tensor): Logits of shape (N, C).
+        target (Tensor): Class indices of shape (N,); ``C`` means background.
+        gamma (float): Focusing parameter.
+        alpha (float): Balance between positives and negatives.
+        weight (Tensor, optional): Per-class weight of shape (C,).
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+        Tensor: The loss, reduced as asked.
+    """
+    num_classes = input.size(1)
+    one_hot = F.one_hot(target.long(), num_classes + 1)[:, :num_classes]
+    one_hot = one_hot.type_as(input)
+    prob = input.sigmoid()
+    pt = (1 - prob) * one_hot + prob * (1 - one_hot)
+    focal_weight = (alpha * one_hot + (1 - alpha) * (1 - one_hot)) * pt.pow(gamma)
+    loss = F.binary_cross_entropy_with_logits(
+        input, one_hot, reduction='none') * focal_weight
+    if weight is not None:
+        loss = loss * weight.view(1, -1)
+    if reduction == 'mean':
+        return loss.mean()
+    if reduction == 'sum':
+        return loss.sum()
+    return loss
+
+
+def install_mmcv_ops_standin(force: bool = False) -> bool:
+    """Put a stand-in ``mmcv.ops`` into ``sys.modules`` if compiled ops are missing.
+
+    Args:
+        force (bool): Install even when compiled ops exist (tests only).
+
+    Returns:
+        bool: True when the stand-in is (now) installed.
+    """
+    current = sys.modules.get('mmcv.ops')
+    if current is not None and getattr(current, STANDIN_ATTR, False):
+        return True
+    if not force and (current is not None or mmcv_has_compiled_ops()):
+        return False
+    import mmcv
+    ops_dir = osp.join(osp.dirname(mmcv.__file__), 'ops')
+    module = types.ModuleType('mmcv.ops')
+    module.__path__ = [ops_dir]
+    module.__file__ = osp.join(ops_dir, '__init__.py')
+    module.__package__ = 'mmcv.ops'
+    setattr(module, STANDIN_ATTR, True)
+    sys.modules['mmcv.ops'] = module
+    mmcv.ops = module
+    # Pure-PyTorch submodule; importable through the real ops/ folder.
+    from mmcv.ops.point_sample import point_sample
+    module.point_sample = point_sample
+    module.sigmoid_focal_loss = _sigmoid_focal_loss
+
+    def __getattr__(name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        raise ModuleNotFoundError(
+            f'mmcv.ops.{name} needs the compiled mmcv ops, but only mmcv-lite '
+            'is installed. Install full mmcv 2.1.x (see README, "GPU machines") '
+            'to use it.', name='mmcv._ext')
+
+    module.__getattr__ = __getattr__
+    return True
+
+
+def _load_trusted_local(filename, map_location=None):
+    """Load a local checkpoint with ``weights_only=False`` (trusted files).
+
+    Args:
+        filename (str): Path of the checkpoint file.
+        map_location (str, optional): Same as :func:`torch.load`.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'Checkpoint file {filename!r} not found. Check the path given to '
+            '--resume/--checkpoint/load_from (or the work dir\'s last_checkpoint).')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def torch_loads_weights_only() -> bool:
+    """Return whether this torch defaults ``torch.load`` to ``weights_only``.
+
+    Returns:
+        bool: True for torch >= 2.6.
+    """
+    version = torch.__version__.split('+')[0].split('.')
+    major, minor = int(version[0]), int(version[1])
+    return (major, minor) >= (2, 6)
+
+
+def install_trusted_checkpoint_loader(force: bool = False) -> bool:
+    """Register the trusted local loader in mmengine where torch needs it.
+
+    Args:
+        force (bool): Register even on older torch (tests only).
+
+    Returns:
+        bool: True when the loader was registered.
+    """
+    if not (force or torch_loads_weights_only()):
+        return False
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_load_trusted_local, force=True)
+    return True
+
+
+def apply() -> None:
+    """Apply every shim that this environment needs (idempotent)."""
+    install_mmcv_ops_standin()
+    install_trusted_checkpoint_loader()

@@ -1,0 +1,8 @@
+"""Datasets, label mappings and sample checks (registered in mmseg)."""
+from .gta import GTA5Dataset
+from .mapillary import Mapillary19Dataset
+from .multi_target import MultiTargetDataset
+from .transforms import CheckSegSample
+
+__all__ = ['GTA5Dataset', 'Mapillary19Dataset', 'MultiTargetDataset',
+           'CheckSegSample']

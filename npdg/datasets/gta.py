@@ -1,0 +1,2 @@
+"""Stub: being written."""
+GTA5Dataset=Mapillary19Dataset=None

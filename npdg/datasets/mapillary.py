@@ -1,0 +1,2 @@
+"""Stub: being written."""
+Mapillary19Dataset=None

@@ -1,0 +1,4 @@
+"""Runner hooks (registered in mmseg)."""
+from .complexity_hook import ModelComplexityHook
+
+__all__ = ['ModelComplexityHook']

@@ -1,0 +1,67 @@
+"""Config loading shared by the command-line tools."""
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser):
+    """Add the options every mmseg-style runner tool takes.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+
+    Returns:
+        argparse.ArgumentParser: The same parser.
+    """
+    parser.add_argument('--work-dir', help='directory for logs, metrics and checkpoints')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config keys, e.g. train_cfg.max_iters=100 '
+        'model.backbone.init_cfg=None (lists: key="[a,b]", no spaces)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
+    """Read a config file, apply overrides and settle its work dir.
+
+    Args:
+        config (str): Path of the config file.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        work_dir (str, optional): ``--work-dir``; wins over the file's value.
+        launcher (str): Job launcher name.
+
+    Returns:
+        mmengine.Config: The merged config.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'Config file {config!r} does not exist.')
+    os.environ.setdefault('LOCAL_RANK', '0')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    use_cpu_backend(cfg)
+    return cfg
+
+
+def use_cpu_backend(cfg):
+    """Switch distributed runs to gloo where there is no CUDA device.
+
+    Args:
+        cfg (mmengine.Config): The config; changed in place.
+    """
+    import torch
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'

@@ -1,0 +1,64 @@
+"""Train a segmentor (mmseg's ``tools/train.py`` with npdg registered).
+
+Example:
+    python tools/train.py configs/npdg/deeplab_gta.py
+    python tools/train.py CONFIG --resume            # latest checkpoint in work dir
+    python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import npdg  # noqa: E402,F401  (compat shims + registration before mmseg)
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+from npdg.utils.config import add_common_args, load_config  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a segmentor (npdg)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', default=None,
+        help='resume from the latest checkpoint in the work dir, or from a given file')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    add_common_args(parser)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_amp(cfg):
+    """Switch the optimizer wrapper to AMP."""
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        print_log('AMP is already enabled in the config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if cfg.optim_wrapper.type != 'OptimWrapper':
+        raise ValueError('--amp needs optim_wrapper.type == "OptimWrapper", '
+                         f'got {cfg.optim_wrapper.type!r}.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
