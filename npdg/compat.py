@@ -23,6 +23,7 @@ import importlib.util
 import os.path as osp
 import sys
 import types
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,9 @@ def install_mmcv_ops_standin(force: bool = False) -> bool:
     module.__file__ = osp.join(ops_dir, '__init__.py')
     module.__package__ = 'mmcv.ops'
     setattr(module, STANDIN_ATTR, True)
+    # mmcv.cnn warns at import that the compiled deformable attention is
+    # missing; with the stand-in that is expected, so keep the logs clean.
+    warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformable')
     sys.modules['mmcv.ops'] = module
     mmcv.ops = module
     # Pure-PyTorch submodule; importable through the real ops/ folder.

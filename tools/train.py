@@ -45,11 +45,20 @@ def enable_amp(cfg):
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def ensure_rng_state_hook(cfg):
+    """Add RNGStateHook (bit-exact resume) unless the config has it."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('RNGStateHook', 'npdg.RNGStateHook') for h in hooks):
+        hooks.append(dict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
         enable_amp(cfg)
+    ensure_rng_state_hook(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

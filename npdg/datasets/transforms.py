@@ -1,2 +1,137 @@
-"""Stub: being written."""
-CheckSegSample=None
+"""``CheckSegSample``: fail loudly on a bad image/label pair.
+
+Put it right after ``LoadAnnotations`` (before any resize) in every
+pipeline::
+
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),
+
+Unconverted label ids (e.g. GTA5 / Cityscapes ``labelIds``) fed as train ids
+otherwise train and evaluate silently on wrong classes.
+"""
+from typing import List, Optional, Tuple
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+
+def invalid_label_values(label: np.ndarray, num_classes: int,
+                         ignore_index: int) -> List[int]:
+    """Return the values of ``label`` outside [0, num_classes) + ignore.
+
+    One vectorised comparison in the common (valid) case; the offending
+    values are only collected when there are some.
+
+    Args:
+        label (np.ndarray): Label map.
+        num_classes (int): Number of valid train ids.
+        ignore_index (int): The ignore value.
+
+    Returns:
+        list[int]: Sorted invalid values (empty when the label is valid).
+    """
+    out_of_range = label >= num_classes
+    if label.dtype.kind != 'u':
+        out_of_range |= label < 0
+    bad = out_of_range & (label != ignore_index)
+    if not bad.any():
+        return []
+    return [int(v) for v in np.unique(label[bad])]
+
+
+@TRANSFORMS.register_module()
+class CheckSegSample(BaseTransform):
+    """Check that a loaded image/label pair is usable.
+
+    Required keys: ``gt_seg_map``; ``img`` (or ``img_shape``) for the size
+    check; ``img_path`` / ``seg_map_path`` are named in errors.
+
+    Args:
+        num_classes (int): Valid train ids are ``0 .. num_classes - 1``.
+        ignore_index (int): The ignore value, also allowed.
+        check_size (bool): Whether image and label sizes must agree.
+    """
+
+    def __init__(self, num_classes: int = 19, ignore_index: int = 255,
+                 check_size: bool = True) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.check_size = check_size
+
+    @staticmethod
+    def _image_hw(results: dict) -> Optional[Tuple[int, int]]:
+        """Return the loaded image's (height, width), if known.
+
+        Args:
+            results (dict): Pipeline results.
+
+        Returns:
+            tuple[int, int], optional: (H, W) or ``None``.
+        """
+        if results.get('img') is not None:
+            return tuple(results['img'].shape[:2])
+        if results.get('img_shape') is not None:
+            return tuple(results['img_shape'][:2])
+        return None
+
+    @staticmethod
+    def _where(results: dict) -> str:
+        """Return the sample's files, for messages.
+
+        Args:
+            results (dict): Pipeline results.
+
+        Returns:
+            str: ``img_path=..., seg_map_path=...``.
+        """
+        return (f"img_path={results.get('img_path')!r}, "
+                f"seg_map_path={results.get('seg_map_path')!r}")
+
+    def transform(self, results: dict) -> dict:
+        """Check the sample; return it unchanged.
+
+        Args:
+            results (dict): Pipeline results after ``LoadAnnotations``.
+
+        Returns:
+            dict: ``results``.
+
+        Raises:
+            ValueError: Label missing, sizes differ, or invalid label values.
+        """
+        label = results.get('gt_seg_map')
+        if label is None:
+            raise ValueError(
+                f'CheckSegSample found no gt_seg_map ({self._where(results)}):'
+                f' put it right after LoadAnnotations.')
+        image_hw = self._image_hw(results) if self.check_size else None
+        if image_hw is not None and image_hw != tuple(label.shape[:2]):
+            raise ValueError(
+                f'Image size {image_hw[1]}x{image_hw[0]} differs from label '
+                f'size {label.shape[1]}x{label.shape[0]} '
+                f'({self._where(results)}). Exclude the frame (the GTA5 '
+                f'converter lists such frames in skipped_frames.txt).')
+        bad = invalid_label_values(label, self.num_classes, self.ignore_index)
+        if bad:
+            raise ValueError(
+                f'Label has values {bad} outside the train ids '
+                f'0..{self.num_classes - 1} and ignore index '
+                f'{self.ignore_index} ({self._where(results)}). Unconverted '
+                f'label ids (e.g. GTA5 / Cityscapes labelIds) were probably '
+                f'fed as train ids: run the converter '
+                f'(python tools/dataset_converters/<dataset>.py <root>) and '
+                f'read the *_labelTrainIds.png files.')
+        return results
+
+    def __repr__(self) -> str:
+        """Return the transform's configuration.
+
+        Returns:
+            str: ``CheckSegSample(num_classes=..., ...)``.
+        """
+        return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
+                f'ignore_index={self.ignore_index}, '
+                f'check_size={self.check_size})')

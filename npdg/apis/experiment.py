@@ -1,0 +1,123 @@
+"""Train, test and measure one config: the unit of work of the demo."""
+import copy
+import glob
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from npdg.analysis.complexity import segmentor_complexity
+from npdg.analysis.latency import segmentor_latency
+
+
+def train(cfg, work_dir):
+    """Train ``cfg`` into ``work_dir``; resume if a checkpoint is there.
+
+    Args:
+        cfg (Config): Full config.
+        work_dir (str): Output folder.
+
+    Returns:
+        str: Path of the final checkpoint.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    final = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+    if osp.isfile(final):
+        return final
+    cfg.resume = bool(glob.glob(osp.join(work_dir, 'iter_*.pth')))
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        hooks.append(dict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+    Runner.from_cfg(cfg).train()
+    return final
+
+
+def test(cfg, checkpoint, work_dir, dataset=None, targets=None):
+    """Evaluate ``checkpoint``; optionally on another multi-target dataset.
+
+    Args:
+        cfg (Config): Full config.
+        checkpoint (str): Weights to evaluate.
+        work_dir (str): Output folder for logs and the metrics JSON.
+        dataset (dict, optional): Replacement test dataset config.
+        targets (list[str], optional): Target names of that dataset.
+
+    Returns:
+        dict: The metrics (per-target mIoU, mean, gflops, params_m, ...).
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if dataset is not None:
+        cfg.test_dataloader.dataset = dataset
+        cfg.test_evaluator = dict(cfg.test_evaluator, targets=targets)
+    return Runner.from_cfg(cfg).test()
+
+
+def measure(cfg, checkpoint, input_shape, repeats=20):
+    """FLOPs, parameters and latency of the model in ``checkpoint``.
+
+    Args:
+        cfg (Config): Full config.
+        checkpoint (str): Weights to load (strictly).
+        input_shape (tuple): (C, H, W) for FLOPs and latency.
+        repeats (int): Timed repeats for latency.
+
+    Returns:
+        dict: ``gflops``, ``params``, ``latency_ms`` (median) and the input size.
+    """
+    from npdg.utils.model import build_segmentor
+    model = build_segmentor(cfg, checkpoint)
+    info = segmentor_complexity(model, input_shape=input_shape)
+    with torch.no_grad():
+        lat = segmentor_latency(model, input_shape=input_shape, warmup=3, repeats=repeats)
+    return dict(gflops=info['gflops'], params=info['params'],
+                latency_ms=lat['median'] * 1000.0,
+                input_shape='x'.join(str(s) for s in input_shape))
+
+
+def retarget_data_root(cfg, data_root, default='data/synthetic'):
+    """Point every path under ``default`` in ``cfg`` at ``data_root``.
+
+    Args:
+        cfg (Config): Config; changed in place.
+        data_root (str): New root.
+        default (str): Root the config was written for.
+
+    Returns:
+        Config: The same config.
+    """
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                node[key] = walk(value)
+        elif isinstance(node, list):
+            return [walk(v) for v in node]
+        elif isinstance(node, str) and node.startswith(default):
+            return data_root + node[len(default):]
+        return node
+
+    if osp.normpath(data_root) != osp.normpath(default):
+        for key in list(cfg.keys()):
+            cfg[key] = walk(cfg[key])
+    return cfg
+
+
+def load_config(path, cfg_options=None):
+    """Load a config with optional overrides.
+
+    Args:
+        path (str): Config path.
+        cfg_options (dict, optional): Overrides.
+
+    Returns:
+        Config: The config.
+    """
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg

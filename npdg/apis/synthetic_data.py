@@ -1,0 +1,63 @@
+"""Prepare the synthetic domains exactly as a user prepares the real ones."""
+import os
+import os.path as osp
+
+from mmengine.logging import print_log
+
+
+def write_holdout_split(gta_root, val_fraction=0.15, seed_free=True):
+    """Write ``train.txt``/``val.txt`` frame lists for synthetic GTA5.
+
+    The last ``val_fraction`` of the frames (by name) are held out so the
+    source-domain accuracy can be measured on frames the model never saw.
+
+    Args:
+        gta_root (str): GTA5 root holding ``images/``.
+        val_fraction (float): Fraction of frames to hold out.
+        seed_free (bool): Unused; the split is by name, deterministic.
+
+    Returns:
+        tuple[int, int]: Number of train and val frames.
+    """
+    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(gta_root, 'images'))
+                   if f.endswith('.png'))
+    if not names:
+        raise FileNotFoundError(f'No frames in {osp.join(gta_root, "images")}.')
+    n_val = max(1, int(round(len(names) * val_fraction)))
+    splits = dict(train=names[:-n_val], val=names[-n_val:])
+    for split, items in splits.items():
+        with open(osp.join(gta_root, f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(items) + '\n')
+    return len(splits['train']), len(splits['val'])
+
+
+def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwargs):
+    """Generate (if needed) and convert the synthetic domains.
+
+    Runs the same converters as the real data: GTA5 label ids -> train ids,
+    Cityscapes ``labelIds`` -> ``labelTrainIds``, Mapillary 66 -> 19 classes
+    (narrow mapping); BDD100K needs no conversion.
+
+    Args:
+        root (str): Output root; domains go to ``root/<name>``.
+        seed (int): Generator seed.
+        nproc (int): Worker processes for generation and conversion.
+        **gen_kwargs: Passed to the generator.
+
+    Returns:
+        dict: The generator's manifest.
+    """
+    from npdg.converters.cityscapes import convert_cityscapes
+    from npdg.converters.gta import convert_gta
+    from npdg.converters.mapillary import convert_mapillary
+    from npdg.synthetic import generate_synthetic_domains
+
+    manifest = generate_synthetic_domains(root, seed=seed, nproc=nproc, **gen_kwargs)
+    print_log('Converting the synthetic domains with the real converters ...', logger='current')
+    convert_gta(osp.join(root, 'gta'), nproc=nproc)
+    convert_cityscapes(osp.join(root, 'cityscapes'), nproc=nproc)
+    convert_mapillary(osp.join(root, 'mapillary'), mapping='narrow', nproc=nproc)
+    n_train, n_val = write_holdout_split(osp.join(root, 'gta'))
+    print_log(f'Synthetic GTA5 split: {n_train} train / {n_val} held-out frames.',
+              logger='current')
+    return manifest

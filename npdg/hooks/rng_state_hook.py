@@ -1,0 +1,65 @@
+"""Save and restore the global torch RNG so a resumed run repeats the original."""
+import torch
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+CKPT_KEY = 'npdg_rng_state'
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Carry the global torch RNG state through checkpoints.
+
+    MMEngine reseeds on resume and skips the data already seen, which replays
+    the data pipeline's numpy/python randomness exactly, but the global torch
+    generator (dropout, random layer choices, style draws) restarts from the
+    seed. This hook stores the generator state with every checkpoint and, on
+    ``resume``, puts it back right before the first resumed iteration, so an
+    interrupted run finishes with the same weights as an uninterrupted one.
+
+    Args:
+        priority (str): Hook priority. Defaults to ``'LOW'``.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, priority='LOW'):
+        self.priority = priority
+        self._pending = None
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Store the torch (and CUDA) RNG states in the checkpoint.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The checkpoint being saved; changed in place.
+        """
+        state = dict(torch=torch.get_rng_state())
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state['cuda'] = torch.cuda.get_rng_state_all()
+        checkpoint[CKPT_KEY] = state
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Keep the saved RNG state when the checkpoint resumes training.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The loaded checkpoint.
+        """
+        if getattr(runner, '_resume', False) and CKPT_KEY in checkpoint:
+            self._pending = checkpoint[CKPT_KEY]
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        """Restore the pending RNG state once, before the first resumed step.
+
+        Args:
+            runner (Runner): The runner.
+            batch_idx (int): Index of the iteration.
+            data_batch (dict, optional): The batch.
+        """
+        if self._pending is None:
+            return
+        torch.set_rng_state(self._pending['torch'])
+        if 'cuda' in self._pending and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self._pending['cuda'])
+        self._pending = None
