@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import npdg  # noqa: F401
+import npdg  # noqa: F401  (before mmseg)
 import npdg.datasets.gta as gta_module
 from mmseg.registry import DATASETS, TRANSFORMS
-
 from npdg.datasets import CheckSegSample, GTA5Dataset, Mapillary19Dataset
 from npdg.datasets.label_maps import mapillary_mapping_record
-
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +97,10 @@ def test_gta_split_file_and_skip_list(tmp_path, monkeypatch):
     ds = GTA5Dataset(data_root=root, split_file=f'{root}/split.txt',
                      skip_list=None)
     assert names_of(ds) == ['00001.png', '00003.png', '00004.png']
+    ds = GTA5Dataset(split_file=f'{root}/split.txt',
+                     data_prefix=dict(img_path=f'{root}/images',
+                                      seg_map_path=f'{root}/labels'))
+    assert names_of(ds) == ['00001.png', '00003.png']
     with pytest.raises(FileNotFoundError, match='nosplit.txt'):
         GTA5Dataset(data_root=root, split_file='nosplit.txt')
 
@@ -283,3 +285,16 @@ def test_check_seg_sample_size_and_options():
         signed(sample(np.array([[-1, 0, 1], [2, 3, 255]], np.int32)))
     with pytest.raises(ValueError, match='after LoadAnnotations'):
         check(dict(img=np.zeros((2, 3, 3)), img_path='x/img.png'))
+
+
+def test_check_seg_sample_uses_size_on_disk_after_test_resize():
+    """mmseg test pipelines resize the image before loading the label."""
+    check = CheckSegSample()
+    results = sample(TRAIN_IDS)
+    results['img'] = np.zeros((6, 9, 3), np.uint8)  # resized x3
+    results['img_shape'] = (6, 9)
+    results['ori_shape'] = TRAIN_IDS.shape  # as read from disk
+    assert check(results) is results
+    results['ori_shape'] = (3, 3)
+    with pytest.raises(ValueError, match='differs from label'):
+        check(results)

@@ -348,13 +348,14 @@ def test_dataset_classes_mismatch_raises(two_targets):
 
 def test_target_survives_model_val_step_into_metric(two_targets):
     """Packed sample -> segmentor.val_step -> Evaluator: dg_target kept."""
+    from mmengine.config import ConfigDict
     from mmengine.dataset import pseudo_collate
     from mmengine.evaluator import Evaluator
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
     ds = MultiTargetDataset(datasets=two_targets)
-    model = MODELS.build(dict(
+    model = MODELS.build(ConfigDict(
         type='EncoderDecoder',
         data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0],
                                std=[1, 1, 1]),

@@ -49,7 +49,8 @@ def require_dir(path: str, what: str) -> str:
         ConverterInputError: If ``path`` is not a folder.
     """
     if not osp.isdir(path):
-        raise ConverterInputError(f'{what} not found: {path!r} is not a folder.')
+        raise ConverterInputError(
+            f'{what} not found: {path!r} is not a folder.')
     return path
 
 
@@ -263,8 +264,9 @@ def run_tasks(func: Callable, tasks: Sequence, nproc: int = 1) -> list:
         raise ConverterInputError(f'nproc must be >= 1, got {nproc}.')
     if nproc == 1 or len(tasks) == 1:
         return track_progress(func, list(tasks))
+    chunksize = max(1, len(tasks) // (nproc * 16))
     return track_parallel_progress(func, list(tasks), nproc,
-                                   chunksize=max(1, len(tasks) // (nproc * 16)))
+                                   chunksize=chunksize)
 
 
 @dataclass

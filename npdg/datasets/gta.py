@@ -150,9 +150,10 @@ class GTA5Dataset(BaseSegDataset):
             ``00001.png`` per line) restricting the frames; relative to
             ``data_root`` unless absolute. ``None`` uses every frame.
         skip_list (str, optional): The converter's list of skipped frames,
-            relative to ``data_root`` unless absolute; listed frames are
-            excluded (one warning). Ignored if the file does not exist;
-            ``None`` disables it.
+            relative to ``data_root`` (without ``data_root``: to the parent
+            of the image folder, where the converter writes it) unless
+            absolute; listed frames are excluded (one warning). Ignored if
+            the file does not exist; ``None`` disables it.
         img_suffix (str): Image suffix.
         seg_map_suffix (str): Label suffix written by the converter.
         data_prefix (dict): ``img_path`` and ``seg_map_path`` folders.
@@ -170,7 +171,8 @@ class GTA5Dataset(BaseSegDataset):
                  **kwargs) -> None:
         data_root = kwargs.get('data_root')
         self.split_file = self._under_root(split_file, data_root)
-        self.skip_list = self._under_root(skip_list, data_root)
+        self._skip_list_arg = skip_list
+        self.skip_list = skip_list  # resolved in load_data_list
         super().__init__(img_suffix=img_suffix,
                          seg_map_suffix=seg_map_suffix,
                          data_prefix=data_prefix, **kwargs)
@@ -280,6 +282,7 @@ class GTA5Dataset(BaseSegDataset):
             ValueError: No frame left.
         """
         root = self._converter_root()
+        self.skip_list = self._under_root(self._skip_list_arg, root)
         img_dir = self.data_prefix.get('img_path', '')
         ann_dir = self.data_prefix.get('seg_map_path')
         layout = ('Expected GTA5 layout: <root>/images/00001.png and '

@@ -1,11 +1,14 @@
 """``CheckSegSample``: fail loudly on a bad image/label pair.
 
-Put it right after ``LoadAnnotations`` (before any resize) in every
-pipeline::
+Put it right after ``LoadAnnotations`` in every pipeline::
 
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='CheckSegSample'),
+
+The size check compares the label with the image as it was read from disk
+(``ori_shape``), so test pipelines that resize the image *before* loading the
+label (mmseg's convention: evaluation at the label's resolution) work too.
 
 Unconverted label ids (e.g. GTA5 / Cityscapes ``labelIds``) fed as train ids
 otherwise train and evaluate silently on wrong classes.
@@ -45,7 +48,7 @@ def invalid_label_values(label: np.ndarray, num_classes: int,
 class CheckSegSample(BaseTransform):
     """Check that a loaded image/label pair is usable.
 
-    Required keys: ``gt_seg_map``; ``img`` (or ``img_shape``) for the size
+    Required keys: ``gt_seg_map``; ``ori_shape`` (or ``img``) for the size
     check; ``img_path`` / ``seg_map_path`` are named in errors.
 
     Args:
@@ -63,7 +66,7 @@ class CheckSegSample(BaseTransform):
 
     @staticmethod
     def _image_hw(results: dict) -> Optional[Tuple[int, int]]:
-        """Return the loaded image's (height, width), if known.
+        """Return the image's (height, width) as read from disk, if known.
 
         Args:
             results (dict): Pipeline results.
@@ -71,6 +74,8 @@ class CheckSegSample(BaseTransform):
         Returns:
             tuple[int, int], optional: (H, W) or ``None``.
         """
+        if results.get('ori_shape') is not None:
+            return tuple(results['ori_shape'][:2])
         if results.get('img') is not None:
             return tuple(results['img'].shape[:2])
         if results.get('img_shape') is not None:

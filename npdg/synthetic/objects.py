@@ -10,7 +10,7 @@ import numpy as np
 
 from .elements import Element as E
 from .materials import Material as M
-from .scene import FACING_LEFT, FACING_RIGHT
+from .scene import LAYER_OBJECT
 
 # (width, height, length) ranges per vehicle type, camera heights.
 VEHICLE_DIMS = {
@@ -112,22 +112,21 @@ def _vehicle_side(scene, kind, x, z, W, H, L, element, paint, variant,
     body = body + [z, 0.0]
     side_shade = 0.8
     scene.xplane_poly(xs, body, element, paint, variant, side_shade,
-                      depth=depth)
-    glass = M.GLASS if kind != 'tram' else M.GLASS
+                      depth=depth, layer=LAYER_OBJECT)
     for win in windows:
-        scene.xplane_poly(xs, win + [z, 0.0], element, glass, 0, 0.9,
-                          depth=depth)
+        scene.xplane_poly(xs, win + [z, 0.0], element, M.GLASS, 0, 0.9,
+                          depth=depth, layer=LAYER_OBJECT)
     r = 0.23 * min(H, 1.3)
     wheel_zs = ((.16 * L, .84 * L) if kind != 'tram'
                 else (.1 * L, .3 * L, .7 * L, .9 * L))
     for wz in wheel_zs:
         scene.xplane_poly(xs, _circle(z + wz, r, r, 10), element, M.TYRE, 0,
-                          1.0, depth=depth)
+                          1.0, depth=depth, layer=LAYER_OBJECT)
     if kind == 'tram':
         for wz in (.35 * L, .65 * L):
             scene.xplane_poly(xs, [(z + wz, H), (z + wz + .8, H + .5),
                                    (z + wz + .85, H + .5), (z + wz + .05, H)],
-                              element, M.METAL, 0, 1.0, depth=depth)
+                              element, M.METAL, 0, 1.0, depth=depth, layer=LAYER_OBJECT)
 
 
 def _vehicle_face(scene, rng, kind, x, z, W, H, element, paint, variant,
@@ -252,13 +251,11 @@ def add_two_wheeler(scene, rng, x, z, motor=False, rider=True,
                               (bar[0], bar[1]), (seat[0], .68),
                               (back_x, .62)], element, M.CAR_PAINT, variant)
     else:
-        for a, b in ((back_x, crank[0]), (crank[0], seat[0]),
-                     (seat[0], bar[0]), (crank[0], bar[0]),
-                     (back_x, seat[0]), (bar[0], front_x)):
-            ya = {back_x: r, crank[0]: r, seat[0]: seat[1],
-                  bar[0]: bar[1], front_x: r}
-            scene.zplane_line(z, [(a, ya[a]), (b, ya[b])], 0.035, element,
-                              M.CAR_PAINT, variant)
+        back, front = (back_x, r), (front_x, r)
+        for a, b in ((back, crank), (crank, seat), (seat, bar), (crank, bar),
+                     (back, seat), (bar, front)):
+            scene.zplane_line(z, [a, b], 0.035, element, M.CAR_PAINT,
+                              variant)
     if rider:
         _add_rider(scene, rng, seat, bar, crank,
                    E.MOTORCYCLIST if motor else E.BICYCLIST, z)

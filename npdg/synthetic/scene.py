@@ -16,9 +16,6 @@ out in world coordinates: cobbles on the ground, windows on facades).
 """
 import numpy as np
 
-from .elements import Element
-from .materials import Material
-
 # Facing of a primitive's surface, used by the lighting model.
 FACING_FRONT = 0
 FACING_LEFT = 1   # surface normal points to -X (a right-hand facade)
@@ -104,13 +101,15 @@ class Prim:
         layer (int): One of the ``LAYER_*`` constants.
         thickness (float): Line width for ``'line'`` / ring width for
             outlined ellipses (0 = filled), in height units.
+        order (float, optional): Sort key within the layer, painted from
+            large to small (default ``depth``; far objects first).
     """
     __slots__ = ('shape', 'geom', 'element', 'material', 'variant', 'shade',
-                 'facing', 'depth', 'plane', 'layer', 'thickness')
+                 'facing', 'depth', 'plane', 'layer', 'thickness', 'order')
 
     def __init__(self, shape, geom, element, material, variant=0, shade=1.0,
                  facing=FACING_FRONT, depth=1.0, plane=(PLANE_SCREEN, 0.0),
-                 layer=LAYER_OBJECT, thickness=0.0):
+                 layer=LAYER_OBJECT, thickness=0.0, order=None):
         self.shape = shape
         self.geom = geom
         self.element = int(element)
@@ -122,6 +121,7 @@ class Prim:
         self.plane = (int(plane[0]), float(plane[1]))
         self.layer = int(layer)
         self.thickness = float(thickness)
+        self.order = self.depth if order is None else float(order)
 
 
 class Scene:
@@ -146,8 +146,12 @@ class Scene:
         return prim
 
     def ordered_prims(self):
-        """Primitives in painting order (layer, then far to near, stable)."""
-        return sorted(self.prims, key=lambda p: (p.layer, -p.depth))
+        """Primitives in painting order (layer, then ``order`` descending).
+
+        The sort is stable, so primitives with equal keys (the parts of one
+        object, ground strips) keep the order they were added in.
+        """
+        return sorted(self.prims, key=lambda p: (p.layer, -p.order))
 
     # -- world-space helpers --------------------------------------------
     def ground_poly(self, xz, element, material, variant=0, shade=1.0,
@@ -170,7 +174,7 @@ class Scene:
         return self.add(Prim('poly', self.camera.project(pts), element,
                              material, variant, shade, FACING_UP,
                              float(xz[:, 1].min()), (PLANE_GROUND, 0.0),
-                             layer))
+                             layer, order=0.0))
 
     def ground_strip(self, x0, x1, z0, z1, element, material, variant=0,
                      shade=1.0, layer=LAYER_GROUND):
@@ -179,7 +183,7 @@ class Scene:
                                 element, material, variant, shade, layer)
 
     def xplane_poly(self, x, zy, element, material, variant=0, shade=1.0,
-                    layer=LAYER_SIDE, depth=None):
+                    layer=LAYER_SIDE, depth=None, order=None):
         """Add a polygon on the vertical plane ``X = x`` (a side facade).
 
         Args:
@@ -190,18 +194,24 @@ class Scene:
             variant (int): Colour variant.
             shade (float): Brightness factor.
             layer (int): Drawing layer.
-            depth (float, optional): Sort depth (default: nearest Z).
+            depth (float, optional): Depth of the primitive (default:
+                nearest Z).
+            order (float, optional): Sort key (default: ``|x| * 1000``, so
+                outer planes are painted before inner ones in the side
+                layer; objects pass their own depth).
 
         Returns:
             Prim: The added primitive.
         """
         zy = np.asarray(zy, dtype=np.float64)
+        if order is None:
+            order = depth if layer == LAYER_OBJECT else abs(x) * 1000.0
         pts = np.stack([np.full(len(zy), x), zy[:, 1], zy[:, 0]], axis=1)
         facing = FACING_LEFT if x > 0 else FACING_RIGHT
         return self.add(Prim('poly', self.camera.project(pts), element,
                              material, variant, shade, facing,
                              float(zy[:, 0].min()) if depth is None
-                             else depth, (PLANE_X, x), layer))
+                             else depth, (PLANE_X, x), layer, order=order))
 
     def zplane_poly(self, z, xy, element, material, variant=0, shade=1.0,
                     layer=LAYER_OBJECT, depth=None):
@@ -280,12 +290,10 @@ class Scene:
         self.shadows.append(self.camera.project(pts))
 
     def screen_poly(self, pts, element, material, variant=0, shade=1.0,
-                    layer=LAYER_EGO, depth=0.5):
+                    layer=LAYER_EGO, depth=0.5, order=0.0):
         """Add a polygon given directly in image coordinates."""
         return self.add(Prim('poly', np.asarray(pts, dtype=np.float64),
                              element, material, variant, shade,
                              FACING_FRONT, depth, (PLANE_SCREEN, 0.0),
-                             layer))
+                             layer, order=order))
 
-
-__all__ = ['Camera', 'Prim', 'Scene', 'Element', 'Material']
