@@ -206,6 +206,27 @@ def test_hook_adds_keys_and_recomputes():
     assert metrics == {}
 
 
+class Broken(nn.Module):
+
+    def forward(self, x):
+        raise RuntimeError('cannot trace me')
+
+
+def test_hook_failure_warns_and_adds_nothing():
+    hook = ModelComplexityHook(input_shape=SHAPE)
+    runner = fake_runner(HandModel(), 'failure')
+    hook.before_test(runner)
+    runner.model = Broken()
+    warnings = []
+    runner.logger = SimpleNamespace(warning=warnings.append,
+                                    info=lambda msg: None)
+    hook.before_test(runner)
+    metrics = {'mIoU': 1.0}
+    hook.after_test_epoch(runner, metrics)
+    assert metrics == {'mIoU': 1.0}  # no stale values from the first model
+    assert len(warnings) == 1 and 'cannot trace me' in warnings[0]
+
+
 class CountMetric(BaseMetric):
 
     def process(self, data_batch, data_samples):
@@ -215,7 +236,9 @@ class CountMetric(BaseMetric):
         return dict(count=float(len(results)))
 
 
-def test_hook_in_runner_reaches_log_and_json(tmp_path):
+@pytest.mark.parametrize('priority', ['NORMAL', 'HIGHEST'])
+def test_hook_in_runner_reaches_log_and_json(tmp_path, priority):
+    """NORMAL runs after RuntimeInfoHook, HIGHEST before it: both work."""
     from mmengine.runner import Runner
     data = [dict(inputs=torch.rand(*SHAPE), data_samples=i) for i in range(3)]
     loader = dict(dataset=data, batch_size=2, collate_fn=lambda x: dict(
@@ -231,9 +254,9 @@ def test_hook_in_runner_reaches_log_and_json(tmp_path):
         val_evaluator=[CountMetric()],
         val_cfg=dict(),
         custom_hooks=[dict(type='ModelComplexityHook', input_shape=SHAPE,
-                           on_val=True)],
+                           on_val=True, priority=priority)],
         default_scope='mmseg',
-        experiment_name='complexity_hook_test')
+        experiment_name=f'complexity_hook_test_{priority}')
     metrics = runner.test()
     expected = dict(count=3.0, gflops=hand_flops() / 1e9,
                     params_m=hand_params() / 1e6, flops_input='3x16x20')

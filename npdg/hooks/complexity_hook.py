@@ -19,7 +19,9 @@ class ModelComplexityHook(Hook):
     between validations is reported as it is now) and logs one line. Then
     ``after_test_epoch`` / ``after_val_epoch`` add ``gflops``, ``params_m``
     (inference parameters, millions) and ``flops_input`` (e.g.
-    ``'3x512x1024'``) to the ``metrics`` dict in place.
+    ``'3x512x1024'``) to the ``metrics`` dict in place. If counting fails
+    (a model the tracer cannot handle), a warning is logged and nothing is
+    added; the evaluation goes on.
 
     MMEngine's ``RuntimeInfoHook`` (priority VERY_HIGH) copies the metrics
     into the message hub before this hook runs, and ``LoggerHook``
@@ -74,7 +76,15 @@ class ModelComplexityHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        self.info = segmentor_complexity(runner.model, self.input_shape)
+        self.info = None
+        try:
+            self.info = segmentor_complexity(runner.model, self.input_shape)
+        except Exception as err:  # noqa: BLE001 (never abort an evaluation)
+            reason = f'{type(err).__name__}: {err}'
+            runner.logger.warning(
+                f'ModelComplexityHook: counting FLOPs failed ({reason}); '
+                'gflops/params_m are not reported.')
+            return
         runner.logger.info(f'Model complexity: {format_complexity(self.info)}')
 
     def complexity_metrics(self) -> Dict:

@@ -261,7 +261,7 @@ def _add_markings(scene, rng, st):
     for _ in range(rng.poisson(0.8)):
         c = st.lanes[int(rng.integers(len(st.lanes)))][0]
         x, z = c + rng.uniform(-0.8, 0.8), rng.uniform(3.0, 30.0)
-        circle = obj._circle(x, z, 0.35, 12)
+        circle = obj._circle(x, z, 0.35, n=12)
         scene.ground_poly(circle, E.MANHOLE, M.IRON, 0, 1.0, LAYER_MARKING)
     for _ in range(rng.poisson(0.4)):
         x = st.road[1] - 0.3 if rng.random() < 0.6 else st.road[0] + 0.3

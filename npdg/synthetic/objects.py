@@ -6,7 +6,8 @@ Every builder adds the primitives of one object to a
 depth, so the painter's algorithm keeps them together and in order. Sizes
 are in camera heights (1 unit is about 1.3 m).
 """
-import numpy as np
+import math
+
 
 from .elements import Element as E
 from .materials import Material as M
@@ -33,10 +34,16 @@ _VEHICLE_LOOK = {
 }
 
 
-def _circle(cx, cy, r, n=12):
-    """Return ``(n, 2)`` points of a circle."""
-    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
-    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1)
+_UNIT_CIRCLES = {}
+
+
+def _circle(cx, cy, rx, ry=None, n=12):
+    """Return ``n`` points of an axis-aligned ellipse (circle if no ry)."""
+    if n not in _UNIT_CIRCLES:
+        _UNIT_CIRCLES[n] = [(math.cos(2 * math.pi * k / n),
+                             math.sin(2 * math.pi * k / n)) for k in range(n)]
+    ry = rx if ry is None else ry
+    return [(cx + rx * c, cy + ry * s) for c, s in _UNIT_CIRCLES[n]]
 
 
 def _side_profile(kind, length, height):
@@ -49,7 +56,7 @@ def _side_profile(kind, length, height):
 
     Returns:
         tuple: ``(body, windows)``: body polygon and a list of window
-        polygons, each ``(N, 2)`` in ``(z, y)``.
+        polygons, each a list of ``(z, y)`` points.
     """
     L, H = length, height
     if kind == 'car':
@@ -71,7 +78,7 @@ def _side_profile(kind, length, height):
         body = [(0, .15 * H), (0, H), (L, H), (L, .15 * H)]
         windows = ([[(.3 * L, .5 * H), (.3 * L, .75 * H), (.55 * L, .75 * H),
                      (.55 * L, .5 * H)]] if kind == 'caravan' else [])
-    return np.array(body, float), [np.array(w, float) for w in windows]
+    return body, windows
 
 
 def add_vehicle(scene, rng, kind, x, z, oncoming=False, depth=None):
@@ -109,18 +116,17 @@ def _vehicle_side(scene, kind, x, z, W, H, L, element, paint, variant,
         return
     xs = x - W / 2 if x > 0 else x + W / 2
     body, windows = _side_profile(kind, L, H)
-    body = body + [z, 0.0]
-    side_shade = 0.8
-    scene.xplane_poly(xs, body, element, paint, variant, side_shade,
-                      depth=depth, layer=LAYER_OBJECT)
+    scene.xplane_poly(xs, [(z + a, b) for a, b in body], element, paint,
+                      variant, 0.8, depth=depth, layer=LAYER_OBJECT)
     for win in windows:
-        scene.xplane_poly(xs, win + [z, 0.0], element, M.GLASS, 0, 0.9,
+        scene.xplane_poly(xs, [(z + a, b) for a, b in win], element,
+                          M.GLASS, 0, 0.9,
                           depth=depth, layer=LAYER_OBJECT)
     r = 0.23 * min(H, 1.3)
     wheel_zs = ((.16 * L, .84 * L) if kind != 'tram'
                 else (.1 * L, .3 * L, .7 * L, .9 * L))
     for wz in wheel_zs:
-        scene.xplane_poly(xs, _circle(z + wz, r, r, 10), element, M.TYRE, 0,
+        scene.xplane_poly(xs, _circle(z + wz, r, r, n=10), element, M.TYRE, 0,
                           1.0, depth=depth, layer=LAYER_OBJECT)
     if kind == 'tram':
         for wz in (.35 * L, .65 * L):
@@ -212,8 +218,7 @@ def add_person(scene, rng, x, z, element=E.PERSON, height=None,
                           (x + .05 * h, .965 * h), (x - .05 * h, .965 * h)],
                       element, M.HAIR, hair)
     if with_shadow:
-        scene.ground_shadow(_circle(x, z, 0.25, 8) * [1.0, 0.8]
-                            + [0.0, 0.2 * z])
+        scene.ground_shadow(_circle(x, z, 0.25, 0.2, n=8))
 
 
 def add_two_wheeler(scene, rng, x, z, motor=False, rider=True,
@@ -235,7 +240,8 @@ def add_two_wheeler(scene, rng, x, z, motor=False, rider=True,
     element = E.MOTORCYCLE if motor else E.BICYCLE
     r = 0.25 if motor else 0.26
     base = (0.95 if motor else 0.8) * abs(c) / 2
-    back_x, front_x = x - base * np.sign(c), x + base * np.sign(c)
+    sgn = math.copysign(1.0, c)
+    back_x, front_x = x - base * sgn, x + base * sgn
     variant = int(rng.integers(0, 16))
     for wx in (back_x, front_x):
         if motor:
@@ -259,7 +265,7 @@ def add_two_wheeler(scene, rng, x, z, motor=False, rider=True,
     if rider:
         _add_rider(scene, rng, seat, bar, crank,
                    E.MOTORCYCLIST if motor else E.BICYCLIST, z)
-    scene.ground_shadow(_circle(x, z, 0.6, 8) * [1.0, 0.5] + [0.0, 0.5 * z])
+    scene.ground_shadow(_circle(x, z, 0.6, 0.3, n=8))
 
 
 def _add_rider(scene, rng, seat, bar, crank, element, z):
@@ -412,8 +418,7 @@ def add_tree(scene, rng, x, z, size=1.0):
         scene.zplane_ellipse(z, x + ox, trunk_h + oy + .3 * r, rr,
                              rr * rng.uniform(0.8, 1.1), E.VEGETATION,
                              M.FOLIAGE, variant, rng.uniform(0.8, 1.1))
-    scene.ground_shadow(_circle(x, z, 0.9 * r, 10) * [1.0, 0.5]
-                        + [0.0, 0.5 * z])
+    scene.ground_shadow(_circle(x, z, 0.9 * r, 0.45 * r, n=10))
 
 
 def add_furniture(scene, rng, x, z, kind):

@@ -14,8 +14,6 @@ label element, material and variant, a shade factor, the direction it faces
 (for lighting), its depth and the plane it lies on (so textures can be laid
 out in world coordinates: cobbles on the ground, windows on facades).
 """
-import numpy as np
-
 # Facing of a primitive's surface, used by the lighting model.
 FACING_FRONT = 0
 FACING_LEFT = 1   # surface normal points to -X (a right-hand facade)
@@ -67,16 +65,21 @@ class Camera:
     def project(self, points):
         """Project world points to image coordinates.
 
+        Plain Python on purpose: scenes are built from many tiny polygons,
+        for which numpy's per-call overhead dominates.
+
         Args:
-            points (array-like): ``(N, 3)`` world points ``(X, Y, Z)``, Z > 0.
+            points (iterable): World points ``(X, Y, Z)`` with Z > 0.
 
         Returns:
-            np.ndarray: ``(N, 2)`` image points ``(x, y)`` in height units.
+            list[tuple]: Image points ``(x, y)`` in height units.
         """
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        d = self.f / pts[:, 2]
-        return np.stack([self.vx + pts[:, 0] * d,
-                         self.horizon + (1.0 - pts[:, 1]) * d], axis=1)
+        f, vx, hz = self.f, self.vx, self.horizon
+        out = []
+        for X, Y, Z in points:
+            d = f / Z
+            out.append((vx + X * d, hz + (1.0 - Y) * d))
+        return out
 
     def scale_at(self, z):
         """Image size (height units) of one world unit at depth ``z``."""
@@ -87,10 +90,10 @@ class Prim:
     """One flat primitive of a scene.
 
     Args:
-        shape (str): ``'poly'`` (``geom`` = ``(N, 2)`` points), ``'ellipse'``
-            (``geom`` = ``(cx, cy, rx, ry)``) or ``'line'`` (``geom`` =
-            ``(N, 2)`` points of a poly-line of width ``thickness``).
-        geom (np.ndarray): Geometry in height units.
+        shape (str): ``'poly'`` (``geom`` = list of ``(x, y)`` points),
+            ``'ellipse'`` (``geom`` = ``(cx, cy, rx, ry)``) or ``'line'``
+            (``geom`` = points of a poly-line of width ``thickness``).
+        geom (list | tuple): Geometry in height units.
         element (Element): Label element.
         material (Material): Appearance material.
         variant (int): Colour variant of the material.
@@ -154,6 +157,13 @@ class Scene:
         return sorted(self.prims, key=lambda p: (p.layer, -p.order))
 
     # -- world-space helpers --------------------------------------------
+    def _zproject(self, z, xy):
+        """Project points ``(X, Y)`` of the plane ``Z = z``."""
+        cam = self.camera
+        d = cam.f / z
+        vx, hz = cam.vx, cam.horizon
+        return [(vx + X * d, hz + (1.0 - Y) * d) for X, Y in xy]
+
     def ground_poly(self, xz, element, material, variant=0, shade=1.0,
                     layer=LAYER_GROUND):
         """Add a polygon lying on the ground.
@@ -169,11 +179,10 @@ class Scene:
         Returns:
             Prim: The added primitive.
         """
-        xz = np.asarray(xz, dtype=np.float64)
-        pts = np.stack([xz[:, 0], np.zeros(len(xz)), xz[:, 1]], axis=1)
+        pts = [(X, 0.0, Z) for X, Z in xz]
         return self.add(Prim('poly', self.camera.project(pts), element,
                              material, variant, shade, FACING_UP,
-                             float(xz[:, 1].min()), (PLANE_GROUND, 0.0),
+                             min(p[2] for p in pts), (PLANE_GROUND, 0.0),
                              layer, order=0.0))
 
     def ground_strip(self, x0, x1, z0, z1, element, material, variant=0,
@@ -203,15 +212,15 @@ class Scene:
         Returns:
             Prim: The added primitive.
         """
-        zy = np.asarray(zy, dtype=np.float64)
+        pts = [(x, Y, Z) for Z, Y in zy]
+        if depth is None:
+            depth = min(p[2] for p in pts)
         if order is None:
             order = depth if layer == LAYER_OBJECT else abs(x) * 1000.0
-        pts = np.stack([np.full(len(zy), x), zy[:, 1], zy[:, 0]], axis=1)
         facing = FACING_LEFT if x > 0 else FACING_RIGHT
         return self.add(Prim('poly', self.camera.project(pts), element,
-                             material, variant, shade, facing,
-                             float(zy[:, 0].min()) if depth is None
-                             else depth, (PLANE_X, x), layer, order=order))
+                             material, variant, shade, facing, depth,
+                             (PLANE_X, x), layer, order=order))
 
     def zplane_poly(self, z, xy, element, material, variant=0, shade=1.0,
                     layer=LAYER_OBJECT, depth=None):
@@ -230,9 +239,7 @@ class Scene:
         Returns:
             Prim: The added primitive.
         """
-        xy = np.asarray(xy, dtype=np.float64)
-        pts = np.stack([xy[:, 0], xy[:, 1], np.full(len(xy), z)], axis=1)
-        return self.add(Prim('poly', self.camera.project(pts), element,
+        return self.add(Prim('poly', self._zproject(z, xy), element,
                              material, variant, shade, FACING_FRONT,
                              z if depth is None else depth, (PLANE_Z, z),
                              layer))
@@ -266,9 +273,9 @@ class Scene:
         Returns:
             Prim: The added primitive.
         """
-        cx, cy = self.camera.project([(x, y, z)])[0]
+        (cx, cy), = self._zproject(z, [(x, y)])
         s = self.camera.scale_at(z)
-        return self.add(Prim('ellipse', np.array([cx, cy, rx * s, ry * s]),
+        return self.add(Prim('ellipse', (cx, cy, rx * s, ry * s),
                              element, material, variant, shade, FACING_FRONT,
                              z if depth is None else depth, (PLANE_Z, z),
                              layer, ring * s))
@@ -276,23 +283,20 @@ class Scene:
     def zplane_line(self, z, xy, width, element, material, variant=0,
                     shade=1.0, layer=LAYER_OBJECT, depth=None):
         """Add a poly-line of world width ``width`` on the plane ``Z = z``."""
-        xy = np.asarray(xy, dtype=np.float64)
-        pts = np.stack([xy[:, 0], xy[:, 1], np.full(len(xy), z)], axis=1)
-        return self.add(Prim('line', self.camera.project(pts), element,
+        return self.add(Prim('line', self._zproject(z, xy), element,
                              material, variant, shade, FACING_FRONT,
                              z if depth is None else depth, (PLANE_Z, z),
                              layer, width * self.camera.scale_at(z)))
 
     def ground_shadow(self, xz):
         """Add a shadow polygon on the ground (``(N, 2)`` points X, Z)."""
-        xz = np.asarray(xz, dtype=np.float64)
-        pts = np.stack([xz[:, 0], np.zeros(len(xz)), xz[:, 1]], axis=1)
-        self.shadows.append(self.camera.project(pts))
+        self.shadows.append(self.camera.project([(X, 0.0, Z)
+                                                 for X, Z in xz]))
 
     def screen_poly(self, pts, element, material, variant=0, shade=1.0,
                     layer=LAYER_EGO, depth=0.5, order=0.0):
         """Add a polygon given directly in image coordinates."""
-        return self.add(Prim('poly', np.asarray(pts, dtype=np.float64),
+        return self.add(Prim('poly', [(float(x), float(y)) for x, y in pts],
                              element, material, variant, shade,
                              FACING_FRONT, depth, (PLANE_SCREEN, 0.0),
                              layer, order=order))

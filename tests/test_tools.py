@@ -1,0 +1,131 @@
+"""End to end through the tools: generate, convert, train, test, resume."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import npdg  # noqa: F401
+from npdg.apis.synthetic_data import prepare_synthetic_domains
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'deeplab_r18_synthetic.py')
+TINY = dict(gta=16, cityscapes=dict(train=0, val=3), bdd100k=dict(train=0, val=3),
+            mapillary=dict(training=0, validation=3))
+FAST = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+        'test_dataloader.num_workers=0', 'default_hooks.logger.interval=1',
+        'custom_hooks.0.input_shape=[3,64,128]']
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    """A folder with data/synthetic made and converted like the real data."""
+    root = tmp_path_factory.mktemp('ws')
+    prepare_synthetic_domains(str(root / 'data' / 'synthetic'), seed=1, nproc=1,
+                              num_images=TINY, gta_size_mismatches=1)
+    return root
+
+
+def run_tool(args, cwd):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-5000:])
+    return proc.stdout + proc.stderr
+
+
+def test_train_then_test_reports_targets_and_flops(workspace):
+    work = workspace / 'work_cli'
+    log = run_tool([osp.join(ROOT, 'tools', 'train.py'), DEMO_CFG, '--work-dir', str(work),
+                    '--cfg-options', 'train_cfg.max_iters=4',
+                    'default_hooks.checkpoint.interval=2', *FAST], cwd=workspace)
+    assert 'Iter(train) [4/4]' in log
+    ckpt = work / 'iter_4.pth'
+    assert ckpt.is_file()
+    out = run_tool([osp.join(ROOT, 'tools', 'test.py'), DEMO_CFG, str(ckpt),
+                    '--work-dir', str(workspace / 'work_test'), '--cfg-options', *FAST[3:]],
+                   cwd=workspace)
+    for target in ('cityscapes', 'bdd100k', 'mapillary'):
+        assert f'{target}/mIoU' in out
+    jsons = glob.glob(str(workspace / 'work_test' / '*' / '*.json'))
+    assert len(jsons) == 1
+    metrics = json.load(open(jsons[0]))
+    for key in ('cityscapes/mIoU', 'bdd100k/mIoU', 'mapillary/mIoU', 'mIoU', 'gflops',
+                'params_m'):
+        assert key in metrics, key
+    mean = sum(metrics[f'{t}/mIoU'] for t in ('cityscapes', 'bdd100k', 'mapillary')) / 3
+    assert abs(metrics['mIoU'] - mean) < 0.011
+    assert metrics['gflops'] > 0 and metrics['flops_input'] == '3x64x128'
+
+    # --resume continues from the latest checkpoint in the work dir
+    log = run_tool([osp.join(ROOT, 'tools', 'train.py'), DEMO_CFG, '--work-dir', str(work),
+                    '--resume', '--cfg-options', 'train_cfg.max_iters=6',
+                    'default_hooks.checkpoint.interval=2', *FAST], cwd=workspace)
+    assert 'resumed' in log.lower() and 'Iter(train) [6/6]' in log
+    assert 'Iter(train) [1/6]' not in log
+
+
+def test_get_flops_and_benchmark_tools(workspace):
+    out = run_tool([osp.join(ROOT, 'tools', 'get_flops.py'), DEMO_CFG, '--shape', '64', '128'],
+                   cwd=workspace)
+    assert 'GFLOPs' in out and '3x64x128' in out and 'skips' in out
+    out = run_tool([osp.join(ROOT, 'tools', 'benchmark.py'), DEMO_CFG, '--shape', '64',
+                    '--warmup', '1', '--repeats', '3'], cwd=workspace)
+    assert 'median' in out and '1x3x64x64' in out
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _runner_cfg(work_dir, max_iters, crash_at=None):
+    from mmengine.config import Config
+    cfg = Config.fromfile(DEMO_CFG)
+    cfg.merge_from_dict(dict(
+        work_dir=str(work_dir), train_dataloader=dict(batch_size=2, num_workers=0,
+                                                      persistent_workers=False),
+        train_cfg=dict(max_iters=max_iters),
+        param_scheduler=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=6,
+                              by_epoch=False)],
+        default_hooks=dict(checkpoint=dict(interval=3), logger=dict(interval=1))))
+    cfg.custom_hooks = [dict(type='RNGStateHook')]
+    if crash_at is not None:
+        cfg.custom_hooks.append(dict(type='CrashAtIterHook', at=crash_at))
+    return cfg
+
+
+def test_killed_run_resumes_to_the_same_weights(workspace, monkeypatch):
+    """Uninterrupted 6 iterations == crash after 3 + resume (bit-exact)."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+    from mmseg.registry import HOOKS
+
+    @HOOKS.register_module(force=True)
+    class CrashAtIterHook(Hook):
+        priority = 'LOWEST'  # after the checkpoint hook
+
+        def __init__(self, at):
+            self.at = at
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter + 1 == self.at:
+                raise _Crash(f'simulated crash after iteration {self.at}')
+
+    monkeypatch.chdir(workspace)
+    Runner.from_cfg(_runner_cfg(workspace / 'full', 6)).train()
+    with pytest.raises(_Crash):
+        Runner.from_cfg(_runner_cfg(workspace / 'crash', 6, crash_at=4)).train()
+    assert osp.isfile(workspace / 'crash' / 'iter_3.pth')
+    assert not osp.isfile(workspace / 'crash' / 'iter_6.pth')
+    cfg = _runner_cfg(workspace / 'crash', 6)
+    cfg.resume = True
+    Runner.from_cfg(cfg).train()
+    full = torch.load(workspace / 'full' / 'iter_6.pth', weights_only=False)['state_dict']
+    resumed = torch.load(workspace / 'crash' / 'iter_6.pth', weights_only=False)['state_dict']
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
