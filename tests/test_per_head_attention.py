@@ -1,4 +1,4 @@
-"""PerHeadEfficientAttention: conversion, gates, head removal, torch-pruning."""
+"""PerHeadEfficientAttention: conversion, gates, head removal, tp interplay."""
 import copy
 import math
 
@@ -214,14 +214,17 @@ def test_remove_heads_equals_zero_gates(sr_ratio):
     assert module.scale == 16 ** -0.5 and module.embed_dims == 64
     assert module.q.weight.shape == (32, 64) and module.k.bias.shape == (32,)
     assert module.v.out_features == 32
-    assert module.proj.weight.shape == (64, 32) and module.proj.in_features == 32
+    assert module.proj.weight.shape == (64, 32)
+    assert module.proj.in_features == 32
     assert torch.equal(module.head_gate, gates_before[[1, 3]])
     assert torch.equal(kept['q.weight'][1], torch.cat(
         [torch.arange(16, 32), torch.arange(48, 64)]))
-    assert kept['proj.weight'][0] == 1 and kept['head_gate'][1].tolist() == [1, 3]
+    assert kept['proj.weight'][0] == 1
+    assert kept['head_gate'][1].tolist() == [1, 3]
     x, identity = tokens(), tokens(seed=5)
     with torch.no_grad():
-        assert (module(x, HW, identity) - zeroed(x, HW, identity)).abs().max() < 1e-5
+        diff = module(x, HW, identity) - zeroed(x, HW, identity)
+        assert diff.abs().max() < 1e-5
         ref = brute_force(module, x, identity)
         assert (module(x, HW, identity).double() - ref).abs().max() < 1e-5
 
@@ -258,7 +261,8 @@ def test_iter_head_units_skips_single_head():
     model = make_mit()
     convert_mit_attention(model)
     names = [n for n, _ in iter_head_units(model)]
-    assert len(names) == 6 and not any(n.startswith('layers.0.') for n in names)
+    assert len(names) == 6
+    assert not any(n.startswith('layers.0.') for n in names)
     remove_heads(dict(iter_head_units(model))['layers.1.1.0.attn'], [0])
     assert len(list(iter_head_units(model))) == 5
 

@@ -250,7 +250,7 @@ def resize_to_state_dict(module, state_dict, prefix=''):
 
 
 def resize_heads_to_state_dict(model, state_dict):
-    """Resize every ``PerHeadEfficientAttention`` in ``model`` to ``state_dict``.
+    """Resize every ``PerHeadEfficientAttention`` of ``model`` to saved shapes.
 
     Args:
         model (nn.Module): Freshly built (and converted) model.
@@ -263,7 +263,8 @@ def resize_heads_to_state_dict(model, state_dict):
     count = 0
     for name, module in model.named_modules():
         if isinstance(module, PerHeadEfficientAttention):
-            resize_to_state_dict(module, state_dict, f'{name}.' if name else '')
+            prefix = f'{name}.' if name else ''
+            resize_to_state_dict(module, state_dict, prefix)
             count += 1
     return count
 

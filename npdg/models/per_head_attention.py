@@ -79,6 +79,20 @@ class PerHeadEfficientAttention(BaseModule):
             per-head output (B, H, L, d) to the observer.
         proj_bias (bool | None): Whether ``proj`` has a bias; None follows
             ``qkv_bias`` like ``nn.MultiheadAttention`` does.
+
+    Attributes:
+        head_gate (nn.Parameter | None): Shape (num_heads,), init 1; head h's
+            output is multiplied by ``head_gate[h]`` before ``proj``.
+        head_observer (Callable | None): Called in every forward with the
+            per-head output (B, num_heads, Lq, head_dim) before the gate. The
+            tensor is not detached (gradients may flow); detach it before
+            storing. Use a plain function (an ``nn.Module`` assigned here
+            would become a submodule) and reset it to None before saving or
+            pickling the model.
+        last_hw (tuple[int, int] | None): ``hw_shape`` of the last forward
+            (queries are the H*W tokens in row-major order).
+        scale (float): ``original head_dim ** -0.5``; kept when heads (or,
+            through torch-pruning, head dimensions) are removed.
     """
 
     def __init__(self,
@@ -252,7 +266,7 @@ class PerHeadEfficientAttention(BaseModule):
 
 
 def set_attn_impl(model, attn_impl):
-    """Switch every ``PerHeadEfficientAttention`` in ``model`` to ``attn_impl``.
+    """Set ``attn_impl`` of every ``PerHeadEfficientAttention`` in ``model``.
 
     ``'math'`` is what FLOP counters need: mmengine's (fvcore) counter skips
     ``scaled_dot_product_attention`` but counts the explicit matmuls, giving

@@ -1,11 +1,16 @@
 """Build a segmentor from a config for inference-side tools."""
 import torch
 from mmengine.model import revert_sync_batchnorm
-from mmengine.runner import load_checkpoint
 
 
 def build_segmentor(cfg, checkpoint=None, device='cpu'):
     """Build ``cfg.model`` (no pretrained download) and load a checkpoint strictly.
+
+    A checkpoint of a pruned model carries its structure
+    (``meta['npdg_structure']``); it is applied to the freshly built model
+    before the weights are loaded, so pruned checkpoints load with their own
+    (unpruned) config. Every key and tensor shape must match: mismatches
+    raise a ``RuntimeError`` listing them.
 
     Args:
         cfg (mmengine.Config): A full mmseg config (``custom_imports`` honoured).
@@ -19,14 +24,16 @@ def build_segmentor(cfg, checkpoint=None, device='cpu'):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
+    from npdg.pruning.structure import load_pruned_checkpoint
+
     register_all_modules(init_default_scope=True)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     model = MODELS.build(cfg.model)
     model = revert_sync_batchnorm(model)
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        ckpt = load_pruned_checkpoint(model, checkpoint, strict=True)
+        meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']
     model.to(torch.device(device))

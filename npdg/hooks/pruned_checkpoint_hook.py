@@ -1,0 +1,127 @@
+"""Hook that saves a pruned model's structure and rebuilds it on load."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+
+from mmseg.registry import HOOKS
+from ..pruning.structure import (add_structure, apply_structure,
+                                 check_state_dict_matches, get_structure)
+
+
+def _optimizer_built(runner):
+    """Whether the runner's optimizer wrapper exists (training), not a cfg."""
+    return isinstance(getattr(runner, 'optim_wrapper', None), OptimWrapper)
+
+
+@HOOKS.register_module()
+class PrunedCheckpointHook(Hook):
+    """Carry a pruned model's structure in its checkpoints; rebuild on load.
+
+    ``before_save_checkpoint`` stores the structure of ``runner.model``
+    (:func:`npdg.pruning.capture_structure`, plain data) in
+    ``checkpoint['meta']['npdg_structure']`` on every save (for an unpruned
+    model it simply records the config's shapes).
+
+    ``after_load_checkpoint`` (runs after the file is read and before the
+    weights are copied, for ``load_from`` and ``resume`` in training and for
+    val/test) applies the stored structure to the freshly built model
+    (:func:`npdg.pruning.apply_structure`; mmseg's packed MiT attention is
+    converted to per-head attention first if the structure needs it), then
+    checks every tensor shape against ``checkpoint['state_dict']`` and raises
+    on any mismatch, with or without a structure: mmengine's
+    ``load_checkpoint(strict=False)`` would only log "size mismatch" and
+    evaluate a half-initialised model.
+
+    When training (the optimizer wrapper is already built when checkpoints
+    are loaded) and the model changed, the runner is brought in line:
+
+    * parameters were resized: :func:`npdg.pruning.optimizer_sync.
+      rebuild_after_prune` swaps the new parameters into the optimizer's
+      param groups by name (state reset; ``resume`` loads the saved state
+      right after), re-wraps a (MM)DistributedDataParallel model with
+      ``runner.wrap_model`` (the old reducer holds the old parameters) and
+      rebuilds ``EMAHook`` copies;
+    * attention was converted here (the training config does not convert in
+      ``before_run``): parameters were replaced by different ones, so the
+      optimizer wrapper, param schedulers and DDP wrapper are rebuilt from
+      the config (:func:`npdg.pruning.model_prep.rebuild_optimization`), with
+      ``auto_scale_lr`` applied again.
+
+    In val/test a DDP wrapper is kept: its ``val_step``/``test_step`` call
+    the inner module directly and never use the stale reducer.
+
+    Args:
+        strict (bool): Whether missing/unexpected keys are errors too (shape
+            mismatches always are). Defaults to True.
+        priority (int | str): Hook priority. Defaults to ``'VERY_HIGH'`` so
+            the model is resized before other hooks (e.g. ``EMAHook``) load
+            weights into it.
+    """
+
+    def __init__(self, strict=True, priority='VERY_HIGH'):
+        self.strict = strict
+        self.priority = priority
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Add the structure of ``runner.model`` to the checkpoint's meta.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The checkpoint about to be saved.
+        """
+        add_structure(checkpoint, runner.model)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Resize the model to the checkpoint's structure; check strictly.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The checkpoint just read.
+
+        Raises:
+            RuntimeError: If any tensor shape (or, when ``strict``, any key)
+                of the checkpoint does not match the model.
+        """
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        structure = get_structure(checkpoint)
+        if structure is not None:
+            old_params = dict(model.named_parameters())
+            change = apply_structure(model, structure)
+            if change['converted'] or change['resized']:
+                self._log_change(runner, change)
+                self._sync_runner(runner, change, old_params)
+                model = runner.model.module if is_model_wrapper(
+                    runner.model) else runner.model
+        check_state_dict_matches(model, checkpoint, strict=self.strict,
+                                 has_structure=structure is not None)
+
+    @staticmethod
+    def _log_change(runner, change):
+        """Log how the model was changed."""
+        runner.logger.info(
+            f'[npdg] applied the checkpoint\'s pruned structure: '
+            f'{len(change["resized"])} tensors resized, '
+            f'{change["converted"]} attention modules converted to '
+            'per-head attention.')
+
+    @staticmethod
+    def _sync_runner(runner, change, old_params):
+        """Re-point optimizer, schedulers, DDP and EMA at the new parameters.
+
+        Args:
+            runner (Runner): The runner.
+            change (dict): Output of ``apply_structure``.
+            old_params (dict): Parameters by name before the change.
+        """
+        if not _optimizer_built(runner):
+            return  # val/test: nothing holds the old parameters
+        if change['converted']:
+            from ..pruning.model_prep import rebuild_optimization
+            rebuild_optimization(runner)
+            runner.scale_lr(runner.optim_wrapper, runner.auto_scale_lr)
+            return
+        from ..pruning.optimizer_sync import rebuild_after_prune
+        kept = {name: None for name in change['resized']
+                if name in old_params}
+        rebuild_after_prune(runner, old_params, kept, reset_state=True)

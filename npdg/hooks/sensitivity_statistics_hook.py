@@ -1,0 +1,283 @@
+"""Collect NPDG's per-unit sensitivity statistics during training."""
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from npdg.models.per_head_attention import PerHeadEfficientAttention
+from npdg.perturbation import build_perturbation, denormalize, normalize
+from npdg.perturbation.base import norm_args_from_preprocessor
+from npdg.pruning.model_prep import ensure_per_head_attention
+from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head_positions,
+                             subsample_positions)
+
+CKPT_KEY = 'npdg_sensitivity'
+
+
+def _bare(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def observed_layers(model):
+    """Layers whose units NPDG scores: affine BNs and multi-head attention.
+
+    Args:
+        model (nn.Module): Bare segmentor.
+
+    Returns:
+        dict: name -> module.
+    """
+    layers = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            layers[name] = m
+        elif isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1:
+            layers[name] = m
+    return layers
+
+
+@HOOKS.register_module()
+class SensitivityStatisticsHook(Hook):
+    """Per-unit domain sensitivity: unary (style variance) and binary (redundancy).
+
+    Every ``interval`` iterations, for ``num_batches`` consecutive
+    iterations, the first ``num_images`` clean images of the batch are
+    rendered in ``num_styles`` styles (the :class:`StylePerturbationHook`'s
+    perturbation when it is image-level, else ``perturbation``), run through
+    the segmentor in eval mode without gradients, and every unit's response
+    is accumulated: a BN channel's activation before the BN affine (input
+    normalised with the running statistics), an attention head's output
+    before its gate (reduced to one value per token by its L2 norm).
+    ``num_positions`` positions per image are sampled (the same for all
+    styles of an image). Sums are all-reduced across ranks, then turned into
+    scores ``w = lam * U + (1 - lam) * B`` (each normalised to [0, 1] per
+    layer) and sparsity weights ``omega = (eps + w) / mean(eps + w)``, which
+    :class:`SensitivitySparsityHook` uses. Memory does not grow with the
+    number of batches. Sums and scores go into checkpoints (exact resume).
+
+    Args:
+        interval (int): Refresh period in iterations.
+        num_batches (int): Batches accumulated per refresh.
+        num_images (int): Content images per batch, B.
+        num_styles (int): Styles per image, K (>= 2).
+        num_positions (int): Sampled positions per image.
+        lam (float): Weight of the unary term, in [0, 1].
+        eps (float): Offset in omega.
+        omega_scope (str): ``'global'`` or ``'layer'`` mean in omega.
+        perturbation (dict, optional): Style renderer when no image-level
+            :class:`StylePerturbationHook` is present; ``AdvStyle`` default.
+        begin (int): First iteration to collect.
+        end (int, optional): Stop collecting at this iteration.
+        seed (int): Seed of styles and positions.
+        priority (str): Must run before the perturbation hook (clean images).
+    """
+
+    def __init__(self, interval=100, num_batches=1, num_images=2, num_styles=4,
+                 num_positions=256, lam=0.4, eps=0.1, omega_scope='global',
+                 perturbation=None, begin=0, end=None, seed=0, priority='HIGH'):
+        check_lambda(lam)
+        if int(num_styles) < 2:
+            raise ValueError(f'SensitivityStatisticsHook: num_styles must be >= 2 (variance '
+                             f'across styles), got {num_styles!r}.')
+        if int(interval) < 1 or not 1 <= int(num_batches) <= int(interval):
+            raise ValueError('SensitivityStatisticsHook: need interval >= 1 and '
+                             '1 <= num_batches <= interval.')
+        if omega_scope not in ('global', 'layer'):
+            raise ValueError(f"omega_scope must be 'global' or 'layer', got {omega_scope!r}.")
+        self.interval, self.num_batches = int(interval), int(num_batches)
+        self.num_images, self.num_styles = int(num_images), int(num_styles)
+        self.num_positions, self.lam, self.eps = int(num_positions), float(lam), float(eps)
+        self.omega_scope = omega_scope
+        self._perturbation_cfg = perturbation
+        self.perturbation = None
+        self.begin, self.end, self.seed = int(begin), end, int(seed)
+        self.priority = priority
+        self.stats = SensitivityStatistics()
+        self.scores = {}
+        self.omega = {}
+        self.refreshes = 0
+        self._handles = []
+        self._collecting = False
+        self._gen = None
+
+    # ----------------------------------------------------------- set-up
+    def before_run(self, runner):
+        """Convert attention, pick the style renderer, attach observers.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        ensure_per_head_attention(runner)
+        self.perturbation = self._renderer(runner)
+        self.attach(_bare(runner.model))
+
+    def before_train(self, runner):
+        """Re-attach observers (a checkpoint load may have rebuilt modules).
+
+        Args:
+            runner (Runner): The runner.
+        """
+        self.attach(_bare(runner.model))
+
+    def _renderer(self, runner):
+        for hook in runner.hooks:
+            if type(hook).__name__ == 'StylePerturbationHook' and hook.image_level:
+                return hook.perturbation
+        return build_perturbation(self._perturbation_cfg or dict(type='AdvStyle'))
+
+    def attach(self, model):
+        """(Re-)register observers on every observed layer.
+
+        Args:
+            model (nn.Module): Bare segmentor.
+        """
+        self.detach()
+        for name, module in observed_layers(model).items():
+            if isinstance(module, PerHeadEfficientAttention):
+                module.head_observer = self._head_observer(name)
+            else:
+                self._handles.append(module.register_forward_hook(self._bn_observer(name)))
+
+    def detach(self):
+        """Remove every observer."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _bn_observer(self, name):
+        def observe(module, args, output):
+            if not self._collecting:
+                return
+            x = args[0].detach()
+            if x.dim() != 4:
+                return
+            mean = module.running_mean.view(1, -1, 1, 1)
+            std = (module.running_var + module.eps).sqrt().view(1, -1, 1, 1)
+            feats = subsample_positions((x - mean) / std, self.num_styles, self.num_positions,
+                                        generator=self._gen)
+            self.stats.update(name, feats)
+        return observe
+
+    def _head_observer(self, name):
+        def observe(heads):
+            if not self._collecting:
+                return
+            feats = subsample_head_positions(heads.detach(), self.num_styles,
+                                             self.num_positions, generator=self._gen)
+            self.stats.update(name, feats)
+        return observe
+
+    # ----------------------------------------------------------- schedule
+    def collecting_at(self, iteration):
+        """Whether statistics are collected at ``iteration`` (0-based).
+
+        Args:
+            iteration (int): Iteration index.
+
+        Returns:
+            bool: True inside a collection window.
+        """
+        if iteration < self.begin or (self.end is not None and iteration >= self.end):
+            return False
+        return (iteration - self.begin) % self.interval < self.num_batches
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        """Collect on the clean batch; refresh scores at a window's end.
+
+        Args:
+            runner (Runner): The runner.
+            batch_idx (int): Iteration index.
+            data_batch (dict): The (still clean) batch.
+        """
+        it = runner.iter
+        if data_batch is None or not self.collecting_at(it):
+            return
+        self.collect(runner, data_batch, it)
+        if (it - self.begin) % self.interval == self.num_batches - 1:
+            self.refresh(runner)
+
+    def collect(self, runner, data_batch, iteration):
+        """One statistics pass: B images x K styles, eval mode, no grad.
+
+        Args:
+            runner (Runner): The runner.
+            data_batch (dict): Raw batch.
+            iteration (int): Iteration index (seeds styles and positions).
+        """
+        model = _bare(runner.model)
+        n = min(self.num_images, len(data_batch['inputs']))
+        pre = model.data_preprocessor
+        batch = pre(dict(inputs=list(data_batch['inputs'][:n]),
+                         data_samples=list(data_batch['data_samples'][:n])), True)
+        norm = norm_args_from_preprocessor(pre)
+        self._gen = torch.Generator().manual_seed(self.seed * 7919 + iteration)
+        modes = {m: m.training for m in model.modules()}
+        try:
+            with torch.no_grad():
+                rgb = denormalize(batch['inputs'], **norm).clamp(0, 255)
+                styled = self.perturbation.sample(rgb, num_styles=self.num_styles,
+                                                  generator=self._gen)
+                model.eval()
+                self._collecting = True
+                model._forward(normalize(styled, **norm))
+        finally:
+            self._collecting = False
+            for m, mode in modes.items():
+                m.training = mode
+
+    def refresh(self, runner):
+        """All-reduce the sums, compute scores and omega, reset the sums.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        self.stats.all_reduce_()
+        self.scores = {k: {n: v.detach().cpu() for n, v in d.items()}
+                       for k, d in self.stats.scores(self.lam).items()}
+        self.omega = {k: v.detach().cpu() for k, v in self.stats.sparsity_weights(
+            self.lam, self.eps, self.omega_scope).items()}
+        self.stats.reset()
+        self.refreshes += 1
+        if self.scores:
+            w = torch.cat([s['w'] for s in self.scores.values()])
+            print_log(f'[npdg] sensitivity statistics refreshed at iter {runner.iter + 1}: '
+                      f'{len(self.scores)} layers, {w.numel()} units, '
+                      f'w mean {w.mean():.3f}', logger='current')
+
+    def on_pruned(self, runner):
+        """Forget sizes that changed: sums, scores and omega start afresh.
+
+        Args:
+            runner (Runner): The runner (after a structural prune).
+        """
+        self.stats = SensitivityStatistics()
+        self.scores, self.omega = {}, {}
+        self.attach(_bare(runner.model))
+
+    # ----------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Store sums, scores and omega (tensors and plain containers only).
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): Checkpoint being saved.
+        """
+        checkpoint[CKPT_KEY] = dict(stats=self.stats.state_dict(), scores=self.scores,
+                                    omega=self.omega, refreshes=self.refreshes)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Restore them when resuming.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): Loaded checkpoint.
+        """
+        state = checkpoint.get(CKPT_KEY)
+        if state is None or not getattr(runner, '_resume', False):
+            return
+        self.stats = SensitivityStatistics()
+        self.stats.load_state_dict(state['stats'])
+        self.scores, self.omega = state['scores'], state['omega']
+        self.refreshes = state.get('refreshes', 0)

@@ -1,0 +1,214 @@
+"""Physically prune channels and attention heads during training."""
+import os.path as osp
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from npdg.analysis.complexity import segmentor_complexity
+from npdg.importance import build_importance
+from npdg.pruning import report
+from npdg.pruning.model_prep import ensure_per_head_attention
+from npdg.pruning.optimizer_sync import rebuild_after_prune
+from npdg.pruning.pruner import UnitPruner
+from npdg.pruning.selection import step_budget
+
+CKPT_KEY = 'npdg_pruning'
+
+
+def _bare(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class UnitPruningHook(Hook):
+    """Rank units globally and remove them at the configured iterations.
+
+    After iteration ``i`` in ``prune_iters`` (1-based: "after 2000 iterations")
+    the units (coupled channel groups, attention heads) are scored by
+    ``importance`` (|gamma| for NPDG), units below ``threshold`` are
+    candidates, and the least important go until the step's share of the
+    ratio budget is used (cumulative target after step k of n:
+    ``ratio * units * k / n``), keeping ``min_keep``/``min_keep_ratio`` per
+    layer. They are removed physically; then the optimizer is synced (its
+    parameters swapped by name and its state **sliced** consistently; the
+    param schedulers keep running), EMA models are rebuilt and the DDP wrapper
+    is re-made on every rank, and training continues. FLOPs/params before and
+    after are logged; a JSON report and a PNG figure go to
+    ``<work_dir>/pruning/``.
+
+    Args:
+        prune_iters (Sequence[int]): Iteration counts after which to prune.
+        ratio (float): Fraction of all units removed by the last step, in [0, 1).
+        threshold (float, optional): Score threshold (|gamma| < t), used when
+            the criterion is a scale. None: ratio only.
+        importance (dict): Criterion, e.g. ``dict(type='BNScaleImportance')``,
+            ``dict(type='L1Importance')``.
+        min_keep (int): Minimum units per layer.
+        min_keep_ratio (float): Minimum fraction kept per layer.
+        round_to (int, optional): Keep channel counts multiples of this.
+        prune_channels (bool): Prune CNN channels.
+        prune_heads (bool): Prune attention heads (multi-head modules only).
+        trace_shape (tuple): (C, H, W) input used to trace the graph.
+        flops_shape (tuple): (C, H, W) at which FLOPs are reported.
+        reset_optimizer_state (bool): Drop, instead of slice, the optimizer
+            state of pruned parameters.
+        priority (str): Hook priority.
+    """
+
+    def __init__(self, prune_iters, ratio=0.3, threshold=0.1,
+                 importance=dict(type='BNScaleImportance'), min_keep=1, min_keep_ratio=0.1,
+                 round_to=None, prune_channels=True, prune_heads=True,
+                 trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
+                 reset_optimizer_state=False, priority='LOW'):
+        if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+            raise ValueError(f'UnitPruningHook: ratio must be in [0, 1), got {ratio!r}.')
+        iters = sorted({int(i) for i in (prune_iters if isinstance(prune_iters, (list, tuple))
+                                         else [prune_iters])})
+        if not iters or iters[0] < 1:
+            raise ValueError(f'UnitPruningHook: prune_iters must be positive iteration '
+                             f'counts, got {prune_iters!r}.')
+        if threshold is not None and threshold < 0:
+            raise ValueError(f'UnitPruningHook: threshold must be >= 0 or None, got {threshold!r}.')
+        if not (prune_channels or prune_heads):
+            raise ValueError('UnitPruningHook: nothing to prune (prune_channels and '
+                             'prune_heads are both False).')
+        build_importance(importance)  # unknown criteria fail at build time
+        self.prune_iters = iters
+        self.ratio = float(ratio)
+        self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
+                                 prune_channels, prune_heads, trace_shape)
+        self.flops_shape = tuple(flops_shape)
+        self.reset_optimizer_state = bool(reset_optimizer_state)
+        self.priority = priority
+        self.total_units = None
+        self.removed = 0
+        self.steps_done = 0
+        self.history = []
+
+    def before_run(self, runner):
+        """Validate against the run: iterations and prunable units.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        ensure_per_head_attention(runner)
+        loop = getattr(runner, '_train_loop', None)
+        max_iters = getattr(loop, 'max_iters', None) if not isinstance(loop, dict) else \
+            loop.get('max_iters')
+        if max_iters is not None and self.prune_iters[-1] > max_iters:
+            raise ValueError(f'UnitPruningHook: prune iteration {self.prune_iters[-1]} is beyond '
+                             f'train_cfg.max_iters={max_iters}.')
+        if loop is None:
+            return  # test/val only
+        _, units = self.pruner.units(_bare(runner.model))
+        if not units:
+            raise ValueError(
+                'UnitPruningHook: the model has nothing prunable (no BN channel groups '
+                'and no multi-head attention). NPDG prunes BN-scaled conv channels and '
+                'attention heads of mmseg models.')
+        if self.total_units is None:
+            self.total_units = sum(u.num_units for u in units)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        """Prune when the iteration count reaches a prune iteration.
+
+        Args:
+            runner (Runner): The runner.
+            batch_idx (int): Iteration index.
+            data_batch (dict, optional): Unused.
+            outputs (dict, optional): Unused.
+        """
+        done = runner.iter + 1
+        if done not in self.prune_iters or done in [h['iter'] for h in self.history]:
+            return
+        self.prune(runner, done)
+
+    def _extra_scores(self, runner):
+        stats = next((h for h in runner.hooks
+                      if type(h).__name__ == 'SensitivityStatisticsHook'), None)
+        if stats is None or not stats.scores:
+            return None
+
+        def per_unit(units):
+            out = {}
+            for key in ('unary_norm', 'binary_norm', 'w'):
+                if units.kind == 'head':
+                    vec = stats.scores.get(units.name, {}).get(key)
+                    if vec is not None and vec.numel() == units.num_units:
+                        out[key.replace('_norm', '')] = vec.tolist()
+                else:
+                    def value(name, bn, key=key):
+                        vec = stats.scores.get(name, {}).get(key)
+                        return vec if vec is not None and vec.numel() == bn.num_features \
+                            else None
+                    out[key.replace('_norm', '')] = units.gather(value).tolist()
+            return out
+        return per_unit
+
+    def prune(self, runner, done):
+        """One prune step, then rebuild the optimisation state.
+
+        Args:
+            runner (Runner): The runner.
+            done (int): Iterations completed.
+        """
+        model = _bare(runner.model)
+        step = self.prune_iters.index(done) + 1
+        budget = step_budget(self.total_units, self.ratio, step, len(self.prune_iters),
+                             self.removed)
+        before = segmentor_complexity(model, self.flops_shape)
+        result = self.pruner.step(model, budget, self._extra_scores(runner))
+        rebuild_after_prune(runner, result.old_params, result.kept,
+                            reset_state=self.reset_optimizer_state)
+        for hook in runner.hooks:
+            if hasattr(hook, 'on_pruned') and hook is not self:
+                hook.on_pruned(runner)
+        self.removed += result.removed
+        self.steps_done = step
+        after = segmentor_complexity(_bare(runner.model), self.flops_shape)
+        shape = 'x'.join(map(str, self.flops_shape))
+        print_log(
+            f'[npdg] prune step {step}/{len(self.prune_iters)} after iter {done}: removed '
+            f'{result.removed} of {result.total} units (budget {budget}); GFLOPs '
+            f'{before["gflops"]:.3f} -> {after["gflops"]:.3f}, params '
+            f'{before["params"] / 1e6:.3f} M -> {after["params"] / 1e6:.3f} M '
+            f'(input {shape})', logger='current')
+        entry = dict(iter=done, step=step, removed=result.removed, total=result.total,
+                     budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
+                     params_before=before['params'], params_after=after['params'],
+                     flops_input=shape, layers=result.layers)
+        self.history.append(entry)
+        if get_rank() == 0:
+            out_dir = osp.join(runner.work_dir, 'pruning')
+            report.write_json(osp.join(out_dir, 'pruning_report.json'), self.history)
+            report.write_figure(osp.join(out_dir, f'pruning_iter_{done}.png'), entry)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Keep the pruning progress in the checkpoint.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): Checkpoint being saved.
+        """
+        checkpoint.setdefault('meta', {})[CKPT_KEY] = dict(
+            total_units=self.total_units, removed=self.removed, steps_done=self.steps_done,
+            done_iters=[h['iter'] for h in self.history])
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Restore the progress when resuming.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): Loaded checkpoint.
+        """
+        state = checkpoint.get('meta', {}).get(CKPT_KEY)
+        if state is None or not getattr(runner, '_resume', False):
+            return
+        self.total_units = state['total_units']
+        self.removed = state['removed']
+        self.steps_done = state['steps_done']
+        self.history = [dict(iter=i) for i in state['done_iters']]

@@ -1,0 +1,98 @@
+"""Global unit selection: threshold, ratio budget, minimum kept per layer."""
+import math
+
+import torch
+
+
+def max_removable(units, min_keep=1, min_keep_ratio=0.1, round_to=None):
+    """How many units of a layer may go at most.
+
+    Args:
+        units: ChannelUnits or HeadUnits.
+        min_keep (int): Keep at least this many units (heads: at least 1).
+        min_keep_ratio (float): And at least this fraction of the layer.
+        round_to (int, optional): Channels kept must be a multiple of this.
+
+    Returns:
+        int: The cap.
+    """
+    n = units.num_units
+    keep = max(1, int(min_keep), int(math.ceil(min_keep_ratio * n)))
+    if round_to and units.kind == 'channel' and n >= round_to:
+        keep = int(math.ceil(keep / round_to) * round_to)
+    return max(0, n - keep)
+
+
+def select_units(units, scores, budget, threshold=None, min_keep=1, min_keep_ratio=0.1,
+                 round_to=None):
+    """Pick the globally least important units.
+
+    Units are ranked over all layers by score (ascending; ties broken by
+    layer order, then index, so every rank decides the same). A unit is a
+    candidate when its score is below ``threshold`` (any score when None);
+    candidates are taken in order until ``budget`` units are chosen, skipping
+    units whose layer is at its cap (:func:`max_removable`). With
+    ``round_to``, each channel layer's choice is trimmed (least confident
+    first) so the kept count is a multiple of ``round_to``.
+
+    Args:
+        units (list): ChannelUnits / HeadUnits.
+        scores (list[Tensor]): Per-unit scores, aligned with ``units``.
+        budget (int): Most units to remove in total.
+        threshold (float, optional): Absolute score threshold.
+        min_keep (int): Minimum kept per layer.
+        min_keep_ratio (float): Minimum kept fraction per layer.
+        round_to (int, optional): Channel rounding.
+
+    Returns:
+        list[list[int]]: Indices to remove, per entry of ``units`` (sorted).
+    """
+    if len(units) != len(scores):
+        raise ValueError('select_units: one score vector per layer is needed.')
+    rows = []
+    for k, (u, s) in enumerate(zip(units, scores)):
+        s = torch.as_tensor(s, dtype=torch.float64).flatten()
+        if s.numel() != u.num_units:
+            raise ValueError(f'select_units: {u.name} has {u.num_units} units but '
+                             f'{s.numel()} scores.')
+        for j, v in enumerate(s.tolist()):
+            if threshold is None or v < threshold:
+                rows.append((v, k, j))
+    rows.sort()
+    caps = [max_removable(u, min_keep, min_keep_ratio, round_to) for u in units]
+    chosen = [[] for _ in units]
+    left = int(budget)
+    for v, k, j in rows:
+        if left <= 0:
+            break
+        if len(chosen[k]) < caps[k]:
+            chosen[k].append(j)
+            left -= 1
+    if round_to:
+        for k, u in enumerate(units):
+            if u.kind == 'channel' and u.num_units >= round_to:
+                extra = (u.num_units - len(chosen[k])) % round_to
+                if extra:
+                    chosen[k] = chosen[k][:len(chosen[k]) - (round_to - extra)] \
+                        if len(chosen[k]) >= round_to - extra else []
+    return [sorted(c) for c in chosen]
+
+
+def step_budget(total_units, ratio, step, num_steps, removed_so_far):
+    """Units to remove at prune step ``step`` (1-based) of ``num_steps``.
+
+    The cumulative target after step k is ``floor(ratio * total * k / n)``
+    of the original units.
+
+    Args:
+        total_units (int): Units before the first prune.
+        ratio (float): Final fraction to remove, in [0, 1).
+        step (int): Step number, 1-based.
+        num_steps (int): Number of prune steps.
+        removed_so_far (int): Units already removed.
+
+    Returns:
+        int: This step's budget (>= 0).
+    """
+    target = int(math.floor(ratio * total_units * step / num_steps))
+    return max(0, target - removed_so_far)

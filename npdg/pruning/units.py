@@ -1,0 +1,159 @@
+"""Prunable units of a segmentor: coupled channel groups and attention heads."""
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+
+from npdg.models.per_head_attention import PerHeadEfficientAttention
+from .graph import build_dependency_graph, classifier_layers
+
+BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def _plain(idxs):
+    return [int(getattr(i, 'idx', i)) for i in idxs]
+
+
+@dataclass
+class ChannelUnits:
+    """One group of coupled output channels (a unit = one root channel).
+
+    Removing unit ``j`` removes the root layer's output channel ``j`` and
+    every channel coupled to it (BN, residual partners, concat inputs, the
+    next layers' inputs).
+
+    Attributes:
+        name (str): Name of the root layer in the segmentor.
+        root (nn.Module): The root conv/linear layer.
+        group: The torch-pruning group (all channels).
+        num_units (int): Channels of the root layer.
+        bns (list): ``(name, bn, channel_idxs, root_idxs)`` of every BN in
+            the group: BN channel ``channel_idxs[k]`` belongs to unit
+            ``root_idxs[k]``.
+        convs (list): ``(name, layer, channel_idxs, root_idxs)`` of every
+            conv/linear whose *output* channels are in the group.
+    """
+    name: str
+    root: nn.Module
+    group: object
+    num_units: int
+    bns: List[Tuple] = field(default_factory=list)
+    convs: List[Tuple] = field(default_factory=list)
+    kind: str = 'channel'
+
+    def gather(self, per_layer_values, layers='bns'):
+        """Average per-layer channel values into per-unit values.
+
+        Args:
+            per_layer_values (Callable[[str, nn.Module], Tensor] | None):
+                Gives a channel vector for a layer of the group (by name and
+                module), or ``None`` to skip that layer.
+            layers (str): ``'bns'`` (the group's BNs) or ``'convs'`` (the
+                conv/linear layers whose output channels are in the group).
+
+        Returns:
+            Tensor: (num_units,) float64 mean over those layers (units no
+            layer covers get 0).
+        """
+        total = torch.zeros(self.num_units, dtype=torch.float64)
+        count = torch.zeros(self.num_units, dtype=torch.float64)
+        for name, bn, idxs, root_idxs in getattr(self, layers):
+            values = per_layer_values(name, bn)
+            if values is None:
+                continue
+            values = values.detach().double().cpu()[idxs]
+            total.index_add_(0, torch.tensor(root_idxs), values)
+            count.index_add_(0, torch.tensor(root_idxs), torch.ones(len(idxs), dtype=torch.float64))
+        return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+
+
+@dataclass
+class HeadUnits:
+    """The heads of one multi-head attention module (a unit = one head).
+
+    Attributes:
+        name (str): Module name in the segmentor.
+        module (PerHeadEfficientAttention): The attention module.
+        num_units (int): Its number of heads.
+    """
+    name: str
+    module: PerHeadEfficientAttention
+    num_units: int
+    kind: str = 'head'
+
+
+def _module_names(segmentor):
+    return {m: n for n, m in segmentor.named_modules()}
+
+
+def channel_units(segmentor, graph):
+    """Coupled channel groups that contain at least one BN.
+
+    Groups without BN (e.g. attention widths, MLP widths of transformers)
+    have no scale to rank and are not NPDG units.
+
+    Args:
+        segmentor (nn.Module): Bare segmentor.
+        graph (tp.DependencyGraph): Its dependency graph.
+
+    Returns:
+        list[ChannelUnits]: One entry per group, in graph order.
+    """
+    names = _module_names(segmentor)
+    ignored = classifier_layers(segmentor)
+    units = []
+    for group in graph.get_all_groups(ignored_layers=ignored,
+                                      root_module_types=(nn.Conv2d, nn.Linear)):
+        root_dep = group[0].dep
+        root = root_dep.target.module
+        entry = ChannelUnits(name=names.get(root, str(root)), root=root, group=group,
+                             num_units=graph.get_pruner_of_module(root).get_out_channels(root))
+        seen = set()
+        for i, (dep, idxs) in enumerate(group):
+            layer = dep.target.module
+            if not graph.is_out_channel_pruning_fn(dep.handler) or (id(layer), 'o') in seen:
+                continue
+            seen.add((id(layer), 'o'))
+            item = (names.get(layer, str(layer)), layer, _plain(idxs),
+                    [int(r) for r in group[i].root_idxs])
+            if isinstance(layer, BN_TYPES) and layer.affine:
+                entry.bns.append(item)
+            elif isinstance(layer, (nn.Conv2d, nn.Linear)):
+                entry.convs.append(item)
+        if entry.bns:
+            units.append(entry)
+    return units
+
+
+def head_units(segmentor):
+    """Attention modules whose heads can be removed (more than one head).
+
+    Args:
+        segmentor (nn.Module): Bare segmentor.
+
+    Returns:
+        list[HeadUnits]: One entry per multi-head module.
+    """
+    return [HeadUnits(name=n, module=m, num_units=m.num_heads)
+            for n, m in segmentor.named_modules()
+            if isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1]
+
+
+def collect_units(segmentor, input_shape=(3, 64, 64), channels=True, heads=True):
+    """All NPDG units of a segmentor.
+
+    Args:
+        segmentor (nn.Module): Bare segmentor.
+        input_shape (tuple): Example input (C, H, W) for tracing.
+        channels (bool): Include channel groups.
+        heads (bool): Include attention heads.
+
+    Returns:
+        tuple: ``(graph, units)``; ``graph`` is None when not traced.
+    """
+    graph = build_dependency_graph(segmentor, input_shape) if channels else None
+    units = channel_units(segmentor, graph) if channels else []
+    if heads:
+        units += head_units(segmentor)
+    return graph, units

@@ -1,0 +1,202 @@
+"""Export a (pruned) checkpoint as a slim checkpoint plus a self-contained config.
+
+Example:
+    python tools/export_pruned.py configs/npdg/segformer_gta.py \\
+        work_dirs/segformer_gta/iter_40000.pth --out exported/
+
+writes ``exported/<name>_slim.pth`` (``state_dict`` and ``meta`` only: the
+pruned structure ``meta['npdg_structure']`` and ``dataset_meta``; no
+optimizer, schedulers or message hub) and ``exported/<name>_config.py`` (the
+config flattened with ``cfg.dump()``; ``custom_imports`` loads npdg,
+``custom_hooks`` keeps only ``ModelComplexityHook`` and adds
+``PrunedCheckpointHook``, pretrained-weight ``init_cfg`` entries are dropped
+since the checkpoint holds every weight). ``<name>`` defaults to
+``<config stem>_<checkpoint stem>``. Stock mmseg tools then rebuild and
+evaluate the pruned model::
+
+    python $(python -c "import mmseg,os;print(os.path.dirname(mmseg.__file__))")/.mim/tools/test.py \\
+        exported/<name>_config.py exported/<name>_slim.pth
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import npdg  # noqa: E402,F401
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner.checkpoint import weights_to_cpu  # noqa: E402
+
+from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E402
+                                    load_pruned_checkpoint)
+from npdg.utils.model import build_segmentor  # noqa: E402
+
+KEEP_HOOKS = ('ModelComplexityHook', )
+NPDG_IMPORTS = ('npdg', 'npdg.hooks.pruned_checkpoint_hook')
+DROPPED_META = ('cfg', STRUCTURE_KEY)
+
+
+def parse_args(argv=None):
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The options.
+    """
+    parser = argparse.ArgumentParser(
+        description='Export a pruned checkpoint (slim weights + config)')
+    parser.add_argument('config', help='the config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint (pruned or not)')
+    parser.add_argument('--out', required=True, help='output directory')
+    parser.add_argument('--name', help='output name stem '
+                        '(default: <config stem>_<checkpoint stem>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys before export')
+    return parser.parse_args(argv)
+
+
+def _hook_type_name(hook):
+    """The type name of a hook config (class or string)."""
+    kind = hook.get('type')
+    return getattr(kind, '__name__', kind)
+
+
+def export_hooks(custom_hooks):
+    """Keep the inference-side custom hooks and add ``PrunedCheckpointHook``.
+
+    Args:
+        custom_hooks (list[dict] | None): The config's ``custom_hooks``.
+
+    Returns:
+        list[dict]: The hooks of the exported config.
+    """
+    hooks = [h for h in (custom_hooks or []) if _hook_type_name(h) in KEEP_HOOKS]
+    hooks.append(dict(type='PrunedCheckpointHook', strict=True))
+    return hooks
+
+
+def export_imports(custom_imports):
+    """``custom_imports`` that also import npdg and its checkpoint hook.
+
+    Args:
+        custom_imports (dict | None): The config's ``custom_imports``.
+
+    Returns:
+        dict: The merged ``custom_imports``.
+    """
+    custom_imports = dict(custom_imports or {})
+    imports = list(custom_imports.get('imports', []))
+    if isinstance(custom_imports.get('imports'), str):
+        imports = [custom_imports['imports']]
+    imports += [name for name in NPDG_IMPORTS if name not in imports]
+    custom_imports.update(imports=imports, allow_failed_imports=False)
+    return custom_imports
+
+
+def drop_pretrained(node):
+    """Remove pretrained-weight references from a model config, in place.
+
+    ``init_cfg=dict(type='Pretrained', ...)`` entries become None and a
+    top-level ``pretrained`` key becomes None: the exported checkpoint holds
+    every weight, and the URLs may not be reachable.
+
+    Args:
+        node (dict | list): A (part of a) model config.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'init_cfg' and isinstance(value, dict) and \
+                    value.get('type') == 'Pretrained':
+                node[key] = None
+            elif key == 'pretrained' and isinstance(value, str):
+                node[key] = None
+            else:
+                drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            drop_pretrained(value)
+
+
+def export_config(cfg):
+    """The config of the exported model (modified copy).
+
+    Args:
+        cfg (mmengine.Config): The training config.
+
+    Returns:
+        mmengine.Config: The exported config.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.custom_imports = export_imports(cfg.get('custom_imports'))
+    cfg.custom_hooks = export_hooks(cfg.get('custom_hooks'))
+    cfg.load_from = None
+    cfg.resume = False
+    drop_pretrained(cfg.model)
+    return cfg
+
+
+def slim_checkpoint(model, checkpoint):
+    """``state_dict`` + ``meta`` (structure, dataset_meta) of a loaded model.
+
+    Args:
+        model (nn.Module): The model, loaded from ``checkpoint``.
+        checkpoint (dict): The checkpoint as read.
+
+    Returns:
+        dict: The slim checkpoint.
+    """
+    source_meta = checkpoint.get('meta') or {}
+    meta = {k: v for k, v in source_meta.items() if k not in DROPPED_META}
+    meta[STRUCTURE_KEY] = capture_structure(model)
+    meta['npdg_version'] = npdg.__version__
+    return dict(meta=meta, state_dict=weights_to_cpu(model.state_dict()))
+
+
+def export(config, checkpoint, out_dir, name=None, cfg_options=None):
+    """Write ``<name>_slim.pth`` and ``<name>_config.py`` into ``out_dir``.
+
+    Args:
+        config (str): Config file the checkpoint belongs to.
+        checkpoint (str): Checkpoint file.
+        out_dir (str): Output directory (created).
+        name (str, optional): Output name stem.
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        tuple[str, str]: Paths of the slim checkpoint and the config.
+    """
+    for path in (config, checkpoint):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path!r} does not exist.')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model = build_segmentor(cfg)
+    ckpt = load_pruned_checkpoint(model, checkpoint, strict=True)
+    if name is None:
+        name = '_'.join(osp.splitext(osp.basename(p))[0]
+                        for p in (config, checkpoint))
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_path = osp.join(out_dir, f'{name}_slim.pth')
+    cfg_path = osp.join(out_dir, f'{name}_config.py')
+    torch.save(slim_checkpoint(model, ckpt), ckpt_path)
+    export_config(cfg).dump(cfg_path)
+    return ckpt_path, cfg_path
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    args = parse_args(argv)
+    ckpt_path, cfg_path = export(args.config, args.checkpoint, args.out,
+                                 args.name, args.cfg_options)
+    size = osp.getsize(ckpt_path) / 2**20
+    print(f'slim checkpoint: {ckpt_path} ({size:.1f} MiB)')
+    print(f'config:          {cfg_path}')
+
+
+if __name__ == '__main__':
+    main()
