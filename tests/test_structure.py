@@ -286,10 +286,11 @@ def test_apply_structure_errors_name_module_and_sizes(deeplab_pair, segformer_pr
     with pytest.raises(RuntimeError, match=r"decode_head\.conv_seg\.weight.*\[19, .*\[10, "):
         apply_structure(ten, structure)
     # SegFormer structure into a DeepLab model
-    with pytest.raises(RuntimeError, match=r"'backbone\.layers\.0\.0\.projection'.*out_channels=32.*no module"):
+    pattern = r"'backbone\.layers\.0\.0\.projection'.*out_channels=32.*no module"
+    with pytest.raises(RuntimeError, match=pattern):
         apply_structure(fresh, capture_structure(segformer_pruned))
-    assert not [n for n, m in fresh.named_modules()
-                if isinstance(m, nn.Conv2d) and m.weight.shape[0] != m.out_channels]
+    # errors are raised before anything is changed
+    assert capture_structure(fresh) == capture_structure(build(DEEPLAB))
 
 
 def test_check_state_dict_matches_lists_every_mismatch(deeplab_pair):
@@ -481,6 +482,26 @@ def test_resume_pruned_checkpoint_with_momentum(deeplab_pair, cityscapes, run_a,
     for key, value in model_b.state_dict().items():
         assert torch.equal(value, final_a[key]), key
     assert runner_b.optim_wrapper.get_lr()['lr'] == run_a['lr']
+
+
+def test_train_from_pruned_segformer_converts_and_rebuilds_optimizer(
+        segformer_pruned, cityscapes, tmp_path):
+    """load_from a per-head, pruned checkpoint into mmseg's packed MiT config."""
+    path = saved_checkpoint(tmp_path, segformer_pruned)
+    cfg = train_config(cityscapes, tmp_path / 'w', 'structure_seg', 1, load_from=path,
+                       model=copy.deepcopy(SEGFORMER))
+    runner = Runner.from_cfg(Config(cfg))
+    runner.train()
+    model = runner.model
+    assert not any(isinstance(m, EfficientMultiheadAttention) for m in model.modules())
+    in_opt = [p for g in runner.optim_wrapper.optimizer.param_groups for p in g['params']]
+    assert {id(p) for p in in_opt} == {id(p) for p in model.parameters()}
+    assert runner.param_schedulers[0].optimizer is runner.optim_wrapper
+    before = segformer_pruned.state_dict()
+    after = model.state_dict()
+    assert {k: v.shape for k, v in after.items()} == {k: v.shape for k, v in before.items()}
+    key = 'backbone.layers.1.1.0.attn.q.weight'  # a pruned attention, trained one step
+    assert after[key].shape[0] == 32 and not torch.equal(after[key], before[key])
 
 
 # --------------------------------------------------------------------------

@@ -198,7 +198,7 @@ def test_mapillary_sizes_vary_and_scale_applies(tmp_path):
     m = generate_synthetic_domains(str(tmp_path / 's'), num_images=4,
                                    scale=0.5, domains=['gta', 'mapillary'],
                                    gta_size_mismatches=0, verbose=False)
-    assert m['domains']['gta']['image_size'] == [96, 54]
+    assert m['domains']['gta']['image_size'] == [96, 53]
     (lo, hi) = m['domains']['mapillary']['image_size_range']
     assert 80 <= lo[0] <= hi[0] <= 128 and lo != hi
     assert not os.path.exists(tmp_path / 's' / 'cityscapes')

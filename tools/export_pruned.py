@@ -34,7 +34,7 @@ from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E
 from npdg.utils.model import build_segmentor  # noqa: E402
 
 KEEP_HOOKS = ('ModelComplexityHook', )
-NPDG_IMPORTS = ('npdg', 'npdg.hooks.pruned_checkpoint_hook')
+NPDG_IMPORTS = ('npdg', )
 DROPPED_META = ('cfg', STRUCTURE_KEY)
 
 

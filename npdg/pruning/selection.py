@@ -23,6 +23,20 @@ def max_removable(units, min_keep=1, min_keep_ratio=0.1, round_to=None):
     return max(0, n - keep)
 
 
+def _member_caps(units, min_keep, min_keep_ratio):
+    """Per unit-layer: list of (root index set, cap) for every member layer."""
+    caps = []
+    for u in units:
+        members = u.members() if hasattr(u, 'members') else []
+        entry = []
+        for _, idxs in members:
+            n = len(idxs)
+            keep = min(n, max(1, int(min_keep), int(math.ceil(min_keep_ratio * n))))
+            entry.append((set(idxs), n - keep))
+        caps.append(entry)
+    return caps
+
+
 def select_units(units, scores, budget, threshold=None, min_keep=1, min_keep_ratio=0.1,
                  round_to=None):
     """Pick the globally least important units.
@@ -31,7 +45,9 @@ def select_units(units, scores, budget, threshold=None, min_keep=1, min_keep_rat
     layer order, then index, so every rank decides the same). A unit is a
     candidate when its score is below ``threshold`` (any score when None);
     candidates are taken in order until ``budget`` units are chosen, skipping
-    units whose layer is at its cap (:func:`max_removable`). With
+    units whose layer is at its cap (:func:`max_removable`) or that would
+    take a member layer of a coupled group (e.g. one producer of a concat)
+    below its own minimum. With
     ``round_to``, each channel layer's choice is trimmed (least confident
     first) so the kept count is a multiple of ``round_to``.
 
@@ -60,14 +76,22 @@ def select_units(units, scores, budget, threshold=None, min_keep=1, min_keep_rat
                 rows.append((v, k, j))
     rows.sort()
     caps = [max_removable(u, min_keep, min_keep_ratio, round_to) for u in units]
+    member_caps = _member_caps(units, min_keep, min_keep_ratio)
+    member_used = [[0] * len(m) for m in member_caps]
     chosen = [[] for _ in units]
     left = int(budget)
     for v, k, j in rows:
         if left <= 0:
             break
-        if len(chosen[k]) < caps[k]:
-            chosen[k].append(j)
-            left -= 1
+        if len(chosen[k]) >= caps[k]:
+            continue
+        hits = [i for i, (idxs, _) in enumerate(member_caps[k]) if j in idxs]
+        if any(member_used[k][i] >= member_caps[k][i][1] for i in hits):
+            continue
+        for i in hits:
+            member_used[k][i] += 1
+        chosen[k].append(j)
+        left -= 1
     if round_to:
         for k, u in enumerate(units):
             if u.kind == 'channel' and u.num_units >= round_to:

@@ -126,7 +126,8 @@ def capture_structure(model):
         if kind is not None:
             modules[name] = _module_record(module, kind)
     shapes = OrderedDict((key, list(value.shape))
-                         for key, value in model.state_dict().items())
+                         for key, value in model.state_dict().items()
+                         if torch.is_tensor(value))
     return dict(version=STRUCTURE_VERSION, modules=dict(modules),
                 shapes=dict(shapes))
 

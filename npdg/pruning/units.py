@@ -42,7 +42,18 @@ class ChannelUnits:
     convs: List[Tuple] = field(default_factory=list)
     kind: str = 'channel'
 
-    def gather(self, per_layer_values, layers='bns'):
+    def members(self):
+        """Root indices covered by each layer of the group.
+
+        A group rooted at a concat consumer covers several producer layers;
+        each of them must keep some channels.
+
+        Returns:
+            list[tuple[str, list[int]]]: ``(layer name, root indices)``.
+        """
+        return [(name, sorted(set(root_idxs))) for name, _, _, root_idxs in self.bns + self.convs]
+
+    def gather(self, per_layer_values, layers='bns', reduction='mean'):
         """Average per-layer channel values into per-unit values.
 
         Args:
@@ -51,20 +62,32 @@ class ChannelUnits:
                 module), or ``None`` to skip that layer.
             layers (str): ``'bns'`` (the group's BNs) or ``'convs'`` (the
                 conv/linear layers whose output channels are in the group).
+            reduction (str): ``'mean'`` or ``'max'`` over those layers.
 
         Returns:
-            Tensor: (num_units,) float64 mean over those layers (units no
+            Tensor: (num_units,) float64 reduced over those layers (units no
             layer covers get 0).
         """
-        total = torch.zeros(self.num_units, dtype=torch.float64)
+        if reduction not in ('mean', 'max'):
+            raise ValueError(f"reduction must be 'mean' or 'max', got {reduction!r}.")
+        fill = float('-inf') if reduction == 'max' else 0.0
+        total = torch.full((self.num_units,), fill, dtype=torch.float64)
         count = torch.zeros(self.num_units, dtype=torch.float64)
         for name, bn, idxs, root_idxs in getattr(self, layers):
             values = per_layer_values(name, bn)
             if values is None:
                 continue
             values = values.detach().double().cpu()[idxs]
+            if reduction == 'max':
+                total.scatter_reduce_(0, torch.tensor(root_idxs), values, 'amax',
+                                      include_self=True)
+                count.index_add_(0, torch.tensor(root_idxs),
+                                 torch.ones(len(idxs), dtype=torch.float64))
+                continue
             total.index_add_(0, torch.tensor(root_idxs), values)
             count.index_add_(0, torch.tensor(root_idxs), torch.ones(len(idxs), dtype=torch.float64))
+        if reduction == 'max':
+            return torch.where(count > 0, total, torch.zeros_like(total))
         return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
 
 
@@ -81,6 +104,14 @@ class HeadUnits:
     module: PerHeadEfficientAttention
     num_units: int
     kind: str = 'head'
+
+    def members(self):
+        """The module's heads form one layer.
+
+        Returns:
+            list[tuple[str, list[int]]]: One entry covering every head.
+        """
+        return [(self.name, list(range(self.num_units)))]
 
 
 def _module_names(segmentor):

@@ -532,7 +532,7 @@ _VEHICLE_P = (0.74, 0.1, 0.07, 0.02, 0.01, 0.04, 0.02)
 
 def _add_traffic(scene, rng, st):
     """Add moving vehicles in the lanes, parked cars, a tram and riders."""
-    lam = {'urban': 1.3, 'suburban': 1.0, 'rural': 0.8}[scene.kind]
+    lam = {'urban': 1.8, 'suburban': 1.3, 'rural': 1.0}[scene.kind]
     zmax = min(st.z_end - 3.0, 90.0)
     for i, (c, oncoming) in enumerate(st.lanes):
         ego_lane = abs(c) < st.lane_w / 2
@@ -559,7 +559,7 @@ def _add_traffic(scene, rng, st):
         obj.add_vehicle(scene, rng, 'tram', st.tram_lane,
                         rng.uniform(8.0, 35.0), st.tram_lane < 0)
     if scene.kind != 'rural':
-        for _ in range(rng.poisson(0.5 if scene.kind == 'urban' else 0.3)):
+        for _ in range(rng.poisson(0.8 if scene.kind == 'urban' else 0.4)):
             x = (sum(st.bike_lane) / 2 if st.bike_lane else
                  st.road[1] - 0.7)
             obj.add_two_wheeler(scene, rng, x + rng.uniform(-.2, .2),
@@ -587,7 +587,7 @@ def _add_people(scene, rng, st):
     for side in st.sides.values():
         if side.walk is None:
             continue
-        lam = {'urban': 3.0, 'suburban': 1.2, 'rural': 0.2}[kind]
+        lam = {'urban': 4.0, 'suburban': 1.8, 'rural': 0.2}[kind]
         if side.walk[1] - side.walk[0] > 4.0:
             lam += 3.0
         for _ in range(rng.poisson(lam)):
@@ -612,7 +612,7 @@ def _add_people(scene, rng, st):
                                     rng.uniform(0.5, 1.0))
     if st.crosswalk is not None:
         z0, z1 = st.crosswalk
-        for _ in range(rng.poisson(1.5)):
+        for _ in range(rng.poisson(2.0)):
             obj.add_person(scene, rng, rng.uniform(*st.road),
                            rng.uniform(z0, z1))
         if rng.random() < 0.3:

@@ -19,7 +19,7 @@ The four styles, in short:
   fine sensor noise, slight blur and vignette, the ego hood in every frame.
 * ``bdd100k``: US dash cameras: warm brown asphalt, strong random white
   balance, high contrast, heavy haze, strong noise and blur, windshield
-  reflections, a quarter of the frames at night, hood in half the frames,
+  reflections, some frames at night, hood in half the frames,
   low-quality JPEG.
 * ``mapillary``: crowd-sourced phone photos: vivid colours, lime
   vegetation, deep blue skies, bluish asphalt, per-image camera hue and
@@ -162,9 +162,9 @@ STYLES = {
     ),
     'cityscapes': DomainStyle(
         name='cityscapes',
-        hsv=(0.0, 0.55, 1.0),
+        hsv=(0.0, 0.65, 1.0),
         material_hsv={
-            M.ASPHALT: (10.0, 0.4, 1.4),
+            M.ASPHALT: (10.0, 0.5, 1.25),
             M.PAVING: (-8.0, 2.2, 0.88),
             M.CURB: (0.0, 1.0, 0.85),
             M.FACADE: (12.0, 0.7, 1.0),
@@ -190,7 +190,7 @@ STYLES = {
         skies=(Sky(0.8, (200, 208, 214), (226, 229, 230), 0.08),
                Sky(0.2, (150, 175, 200), (210, 220, 226), 0.3)),
         gain=(0.82, 0.98), cast=(0.95, 1.0, 0.93),
-        saturation=(0.8, 0.95), contrast=(0.75, 0.85), gamma=(1.05, 1.15),
+        saturation=(0.8, 0.95), contrast=(0.8, 0.9), gamma=(1.05, 1.15),
         sun=(0.02, 0.12), shadow=(0.05, 0.15),
         haze_p=0.8, haze_dist=(250.0, 450.0),
         vignette=(0.2, 0.3), blur=(0.45, 0.7), noise=(1.8, 3.0),
@@ -200,7 +200,7 @@ STYLES = {
         name='bdd100k',
         hsv=(6.0, 0.85, 0.95),
         material_hsv={
-            M.ASPHALT: (25.0, 2.2, 1.25),
+            M.ASPHALT: (25.0, 1.8, 1.15),
             M.PAVING: (0.0, 0.4, 1.05),
             M.FACADE: (-10.0, 0.8, 1.1),
             M.FOLIAGE: (-12.0, 0.9, 0.8),
@@ -223,13 +223,13 @@ STYLES = {
         window_fill=(0.6, 0.4),
         skies=(Sky(0.7, (165, 185, 210), (215, 212, 200), 0.15),
                Sky(0.3, (120, 160, 215), (200, 210, 220), 0.3)),
-        night_p=0.25, gain=(0.85, 1.2), night_gain=(0.22, 0.4),
+        night_p=0.15, gain=(0.85, 1.2), night_gain=(0.22, 0.4),
         wb_red=(0.85, 1.2), wb_blue=(0.8, 1.15),
         saturation=(0.85, 1.05), contrast=(1.2, 1.45), gamma=(0.85, 0.95),
         sun=(0.1, 0.4), shadow=(0.2, 0.45),
-        haze_p=0.9, haze_dist=(70.0, 220.0),
-        vignette=(0.3, 0.45), reflection=(0.05, 0.15), blur=(0.8, 1.3),
-        noise=(3.0, 6.0), chroma_noise=0.5, jpeg_quality=(50, 70),
+        haze_p=0.9, haze_dist=(100.0, 300.0),
+        vignette=(0.3, 0.45), reflection=(0.05, 0.15), blur=(0.6, 1.0),
+        noise=(2.5, 5.0), chroma_noise=0.5, jpeg_quality=(50, 70),
         hood_p=0.5, hood_height=(0.06, 0.13),
     ),
     'mapillary': DomainStyle(

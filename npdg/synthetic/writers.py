@@ -19,6 +19,7 @@ Mapillary      ``mapillary/<split>/images/<name>.jpg`` and
 =============  ===============================================================
 """
 import dataclasses
+import math
 import os
 
 import cv2
@@ -82,8 +83,8 @@ _NAME_CHARS = ('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
 
 def _scaled(value, scale):
-    """Scale a pixel size, keeping it even and at least 16."""
-    return max(16, 2 * int(round(value * scale / 2.0)))
+    """Scale a pixel size (rounding halves up), at least 16 pixels."""
+    return max(16, int(math.floor(value * scale + 0.5)))
 
 
 def image_size(domain, rng, scale):
