@@ -6,7 +6,8 @@ import npdg  # noqa: F401
 
 NORM = dict(type='BN', requires_grad=True)
 PRE = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+           size=(64, 64))
 
 
 def deeplab_r18_cfg(channels=32):
@@ -59,3 +60,63 @@ def segformer():
     model = build(segformer_b0_cfg())
     convert_mit_attention(model)
     return model
+
+
+def register_random_dataset():
+    """A disk-free dataset of random images with blocky labels (already packed)."""
+    from mmengine.dataset import BaseDataset
+    from mmengine.structures import PixelData
+    from mmseg.registry import DATASETS
+    from mmseg.structures import SegDataSample
+
+    if 'RandomSegDataset' in DATASETS.module_dict:
+        return
+
+    @DATASETS.register_module()
+    class RandomSegDataset(BaseDataset):
+        METAINFO = dict(classes=tuple(f'c{i}' for i in range(19)),
+                        palette=[[i * 10, i * 5, i] for i in range(19)])
+
+        def __init__(self, length=16, size=64, seed=0, **kwargs):
+            self.length, self.size, self.seed = length, size, seed
+            super().__init__(serialize_data=False, **kwargs)
+
+        def load_data_list(self):
+            return [dict(idx=i) for i in range(self.length)]
+
+        def prepare_data(self, idx):
+            g = torch.Generator().manual_seed(self.seed * 1000 + idx)
+            s = self.size
+            label = torch.randint(0, 19, (1, s // 8, s // 8), generator=g)
+            label = label.repeat_interleave(8, 1).repeat_interleave(8, 2)
+            img = (label.float() * 12 + torch.rand(3, s, s, generator=g) * 30).clamp(0, 255)
+            sample = SegDataSample()
+            sample.gt_sem_seg = PixelData(data=label)
+            sample.set_metainfo(dict(img_shape=(s, s), ori_shape=(s, s), pad_shape=(s, s),
+                                     img_path=f'rand_{idx}.png', seg_map_path=f'rand_{idx}.png'))
+            return dict(inputs=img.to(torch.uint8), data_samples=sample)
+
+
+def runner_cfg(work_dir, model, max_iters=6, custom_hooks=(), lr=0.01, checkpoint_interval=3,
+               optimizer=None, seed=0):
+    """A small, fast iteration-based training config on RandomSegDataset."""
+    from mmengine.config import Config
+    register_random_dataset()
+    return Config(dict(
+        default_scope='mmseg', work_dir=str(work_dir), model=model,
+        train_dataloader=dict(batch_size=2, num_workers=0,
+                              sampler=dict(type='InfiniteSampler', shuffle=True),
+                              dataset=dict(type='RandomSegDataset', length=16)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10 ** 6),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=optimizer or dict(
+            type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4)),
+        param_scheduler=[dict(type='PolyLR', power=0.9, eta_min=1e-4, begin=0, end=max_iters,
+                              by_epoch=False)],
+        default_hooks=dict(timer=dict(type='IterTimerHook'),
+                           logger=dict(type='LoggerHook', interval=1),
+                           param_scheduler=dict(type='ParamSchedulerHook'),
+                           checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                           interval=checkpoint_interval)),
+        custom_hooks=list(custom_hooks), randomness=dict(seed=seed),
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+        log_processor=dict(by_epoch=False), log_level='WARNING'))

@@ -485,11 +485,23 @@ def _make_hooks():
             self.info['params_before'] = sum(p.numel()
                                              for p in seg.parameters())
             optimizer = runner.optim_wrapper.optimizer
+            buffers = {n: optimizer.state[p]['momentum_buffer'].clone()
+                       for n, p in seg.named_parameters()}
             with PruningRecorder(seg) as rec:
                 for group in pruner.step(interactive=True):
                     group.prune()
             self.info['result'] = rebuild_after_prune(runner, rec.old_params,
                                                       rec.kept)
+            params = dict(seg.named_parameters())
+            self.info['exact_params'] = all(
+                torch.equal(params[n], apply_kept(old, rec.kept.get(n, [])))
+                for n, old in rec.old_params.items())
+            self.info['exact_buffers'] = all(
+                torch.equal(optimizer.state[params[n]]['momentum_buffer'],
+                            apply_kept(buf, rec.kept.get(n, [])))
+                for n, buf in buffers.items())
+            self.info['concat_input_pruned'] = [
+                d for d, _ in rec.kept['decode_head.bottleneck.conv.weight']]
             self.info['same_optimizer'] = \
                 runner.optim_wrapper.optimizer is optimizer
             self.info['params_after'] = sum(p.numel()
@@ -559,6 +571,10 @@ def test_runner_prune_mid_training_keeps_poly_lr(tmp_path):
     assert info['params_after'] == sum(p.numel()
                                        for p in runner.model.parameters())
     assert info['same_optimizer'] and info['result']['rewrapped'] is False
+    assert info['exact_params'] and info['exact_buffers']
+    # the ASPP bottleneck loses outputs once and concat inputs once per
+    # branch (image pool + 4 ASPP convs), composed in order
+    assert sorted(info['concat_input_pruned']) == [0, 1, 1, 1, 1, 1]
     assert info['result']['optimizer']['sliced'] > 50
     assert all(rec.shapes_ok) and all(map(torch.isfinite,
                                           torch.tensor(rec.losses)))

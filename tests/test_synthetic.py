@@ -241,7 +241,7 @@ def test_most_classes_present_and_layout_shared():
     present = {'gta': set(), 'cityscapes': set()}
     for domain in present:
         for i in range(40):
-            ids, _, _ = _train_ids(domain, [3, 0, 0, i])
+            ids, _, _ = _train_ids(domain, [3, len(domain), 0, i])
             present[domain] |= set(np.unique(ids).tolist())
     for domain, ids in present.items():
         ids.discard(255)

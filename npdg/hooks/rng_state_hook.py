@@ -17,13 +17,17 @@ class RNGStateHook(Hook):
     ``resume``, puts it back right before the first resumed iteration, so an
     interrupted run finishes with the same weights as an uninterrupted one.
 
+    The restore runs before every other hook's ``before_train_iter`` (some of
+    them draw random numbers, e.g. the style perturbation's ascent through
+    dropout), hence the very high priority.
+
     Args:
-        priority (str): Hook priority. Defaults to ``'LOW'``.
+        priority (str): Hook priority. Defaults to ``'VERY_HIGH'``.
     """
 
-    priority = 'LOW'
+    priority = 'VERY_HIGH'
 
-    def __init__(self, priority='LOW'):
+    def __init__(self, priority='VERY_HIGH'):
         self.priority = priority
         self._pending = None
 

@@ -8,7 +8,7 @@ from mmseg.registry import HOOKS
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.perturbation.dsu import attach_dsu
-from npdg.utils.batchnorm import frozen_bn_stats
+from npdg.utils.batchnorm import bn_eval, frozen_bn_stats
 
 KNOWN_PERTURBATIONS = ('AdvStyle', 'DSP', 'DSUNoise')
 
@@ -180,7 +180,8 @@ class StylePerturbationHook(Hook):
             return sum(v for k, v in losses.items() if 'loss' in k)
 
         if self.ascent_steps > 0:
-            with frozen_bn_stats(model):
+            # one image cannot be batch-normalised: use running statistics then
+            with frozen_bn_stats(model), bn_eval(model, enabled=len(inputs) < 2):
                 styled = self.perturbation.perturb(
                     rgb, seg_loss, steps=self.ascent_steps, step_size=self.step_size,
                     num_styles=1, generator=generator)

@@ -17,6 +17,7 @@ from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.selection import step_budget
 
 CKPT_KEY = 'npdg_pruning'
+UNIT_TYPES = ('channel', 'head')
 
 
 def _bare(model):
@@ -50,8 +51,9 @@ class UnitPruningHook(Hook):
         min_keep (int): Minimum units per layer.
         min_keep_ratio (float): Minimum fraction kept per layer.
         round_to (int, optional): Keep channel counts multiples of this.
-        prune_channels (bool): Prune CNN channels.
-        prune_heads (bool): Prune attention heads (multi-head modules only).
+        unit_types (Sequence[str]): What to prune: ``'channel'`` (BN-scaled
+            conv channel groups) and/or ``'head'`` (attention heads of
+            multi-head modules).
         trace_shape (tuple): (C, H, W) input used to trace the graph.
         flops_shape (tuple): (C, H, W) at which FLOPs are reported.
         reset_optimizer_state (bool): Drop, instead of slice, the optimizer
@@ -61,7 +63,7 @@ class UnitPruningHook(Hook):
 
     def __init__(self, prune_iters, ratio=0.3, threshold=0.1,
                  importance=dict(type='BNScaleImportance'), min_keep=1, min_keep_ratio=0.1,
-                 round_to=None, prune_channels=True, prune_heads=True,
+                 round_to=None, unit_types=('channel', 'head'),
                  trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
                  reset_optimizer_state=False, priority='LOW'):
         if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
@@ -73,14 +75,16 @@ class UnitPruningHook(Hook):
                              f'counts, got {prune_iters!r}.')
         if threshold is not None and threshold < 0:
             raise ValueError(f'UnitPruningHook: threshold must be >= 0 or None, got {threshold!r}.')
-        if not (prune_channels or prune_heads):
-            raise ValueError('UnitPruningHook: nothing to prune (prune_channels and '
-                             'prune_heads are both False).')
+        unit_types = [unit_types] if isinstance(unit_types, str) else list(unit_types)
+        unknown = sorted(set(unit_types) - set(UNIT_TYPES))
+        if unknown or not unit_types:
+            raise ValueError(f'UnitPruningHook: unknown unit type(s) {unknown or unit_types!r}; '
+                             f'choose from {UNIT_TYPES}.')
         build_importance(importance)  # unknown criteria fail at build time
         self.prune_iters = iters
         self.ratio = float(ratio)
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
-                                 prune_channels, prune_heads, trace_shape)
+                                 'channel' in unit_types, 'head' in unit_types, trace_shape)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority

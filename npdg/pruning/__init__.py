@@ -11,3 +11,4 @@ __all__ = [
     'compare_state_dict', 'get_structure', 'load_pruned_checkpoint',
     'module_kind'
 ]
+from . import optimizer_sync  # noqa: E402,F401

@@ -337,9 +337,12 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
             (``<split>/labels``, the original v1.2 archive).
         gta_size_mismatches (int): Number of GTA frames whose label PNG gets
             a different size than the image (as in the real data).
-        overwrite (bool): Replace existing synthetic data generated with
-            other parameters (or without a manifest) instead of raising
-            ``FileExistsError``.
+        overwrite (bool): Always regenerate: delete the four domain folders
+            and the manifest under ``out_root`` first. Without it, data made
+            with other parameters (or domain folders without a manifest)
+            raise ``FileExistsError``, and a complete manifest with the same
+            parameters makes the call a no-op (the files themselves are
+            trusted, not re-checked).
         nproc (int): Worker processes; the output does not depend on it.
         domains (Sequence[str], optional): Subset of
             ``('gta', 'cityscapes', 'bdd100k', 'mapillary')`` (default all).

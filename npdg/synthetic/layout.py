@@ -12,9 +12,9 @@ import numpy as np
 from . import objects as obj
 from .elements import Element as E
 from .materials import Material as M
-from .scene import (LAYER_BACKDROP, LAYER_EGO, LAYER_FAR, LAYER_MARKING,
-                    LAYER_OBJECT, LAYER_SIDE, LAYER_SKY, PLANE_SCREEN,
-                    SKY_DEPTH, Camera, Prim, Scene, FACING_SKY)
+from .scene import (FACING_SKY, LAYER_BACKDROP, LAYER_EGO, LAYER_FAR,
+                    LAYER_MARKING, LAYER_SIDE, LAYER_SKY, PLANE_SCREEN,
+                    SKY_DEPTH, Camera, Prim, Scene)
 
 SCENE_KINDS = ('urban', 'suburban', 'rural')
 _KIND_P = (0.5, 0.32, 0.18)
@@ -201,15 +201,12 @@ def _add_sky_and_far(scene, rng, st):
         w = rng.uniform(6.0, 18.0)
         h = rng.uniform(3.0, 14.0 if scene.kind == 'urban' else 6.0)
         if rng.random() < 0.25:
-            obj.add_tree(scene, rng, x + w / 2, z + 0.5, 1.5)
+            obj.add_tree(scene, rng, x + w / 2, z + 0.5, 1.5, LAYER_BACKDROP)
         else:
             scene.zplane_rect(z, x, x + w, 0.0, h, E.BUILDING, M.FACADE,
                               int(rng.integers(0, 6)), rng.uniform(.85, 1.),
                               layer=LAYER_BACKDROP)
         x += w
-    for prim in scene.prims:
-        if prim.layer == LAYER_OBJECT and prim.depth == z + 0.5:
-            prim.layer = LAYER_BACKDROP
 
 
 def _forest_backdrop(scene, rng, z):
@@ -356,8 +353,6 @@ def _facades(scene, rng, st, side):
         shade = rng.uniform(0.85, 1.1)
         if prev_gap:
             far = xf + side.sign * 15.0
-            scene.xplane_poly(xf, [(z, 0), (z, h), (z, h), (z, 0)],
-                              E.BUILDING, M.FACADE, variant, shade)
             scene.zplane_poly(z, [(xf, 0), (far, 0), (far, h), (xf, h)],
                               E.BUILDING, M.FACADE, variant, shade * 0.85,
                               layer=LAYER_SIDE, depth=z)

@@ -132,7 +132,8 @@ def _vehicle_side(scene, kind, x, z, W, H, L, element, paint, variant,
         for wz in (.35 * L, .65 * L):
             scene.xplane_poly(xs, [(z + wz, H), (z + wz + .8, H + .5),
                                    (z + wz + .85, H + .5), (z + wz + .05, H)],
-                              element, M.METAL, 0, 1.0, depth=depth, layer=LAYER_OBJECT)
+                              element, M.METAL, 0, 1.0, depth=depth,
+                              layer=LAYER_OBJECT)
 
 
 def _vehicle_face(scene, rng, kind, x, z, W, H, element, paint, variant,
@@ -396,7 +397,7 @@ def add_sign(scene, rng, x, z, front=True, side=1):
                               cy + .1 * r, element, material, 3)
 
 
-def add_tree(scene, rng, x, z, size=1.0):
+def add_tree(scene, rng, x, z, size=1.0, layer=LAYER_OBJECT):
     """Add a tree: trunk and a crown of overlapping ellipses.
 
     Args:
@@ -405,11 +406,13 @@ def add_tree(scene, rng, x, z, size=1.0):
         x (float): Lateral position of the trunk.
         z (float): Depth.
         size (float): Overall scale.
+        layer (int): Drawing layer (backdrop trees use ``LAYER_BACKDROP``).
     """
     trunk_h = rng.uniform(1.6, 2.8) * size
     trunk_w = rng.uniform(0.14, 0.26) * size
     scene.zplane_rect(z, x - trunk_w / 2, x + trunk_w / 2, 0.0, trunk_h + .3,
-                      E.VEGETATION, M.TRUNK, int(rng.integers(0, 2)))
+                      E.VEGETATION, M.TRUNK, int(rng.integers(0, 2)),
+                      layer=layer)
     r = rng.uniform(1.0, 2.0) * size
     variant = int(rng.integers(0, 4))
     for _ in range(int(rng.integers(3, 7))):
@@ -417,7 +420,8 @@ def add_tree(scene, rng, x, z, size=1.0):
         rr = r * rng.uniform(0.55, 0.85)
         scene.zplane_ellipse(z, x + ox, trunk_h + oy + .3 * r, rr,
                              rr * rng.uniform(0.8, 1.1), E.VEGETATION,
-                             M.FOLIAGE, variant, rng.uniform(0.8, 1.1))
+                             M.FOLIAGE, variant, rng.uniform(0.8, 1.1),
+                             layer=layer)
     scene.ground_shadow(_circle(x, z, 0.9 * r, 0.45 * r, n=10))
 
 

@@ -94,7 +94,7 @@ def _texture(style, group_map, coords, rng, h, w):
     return np.clip(mod, 0.2, 2.0)
 
 
-def _windows(style, rgb, material_map, variant_map, coords, rng, night):
+def _windows(style, rgb, material_map, variant_map, coords, night):
     """Paint facade window grids (in facade world coordinates)."""
     mask = material_map == Material.FACADE
     if not mask.any():
@@ -223,7 +223,7 @@ def render(layers, style, capture, rng):
     coords = layers.world_coords()
     rgb = rgb * _texture(style, _GROUP_LUT[material_map], coords, rng, h,
                          w)[..., None]
-    rgb = _windows(style, rgb, material_map, var[pid], coords, rng,
+    rgb = _windows(style, rgb, material_map, var[pid], coords,
                    capture.night)
     sky_mask = layers.element[pid] == Element.SKY
     rgb = _sky(rgb, sky_mask, capture, rng, h, w, layers.camera.horizon)

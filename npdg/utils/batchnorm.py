@@ -30,3 +30,29 @@ def frozen_bn_stats(model):
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+@contextlib.contextmanager
+def bn_eval(model, enabled=True):
+    """Put every BN in eval mode (running statistics) inside the block.
+
+    Needed when a training-mode forward sees a single image: BN layers after a
+    global pooling (e.g. ASPP's image pool) cannot normalise one value per
+    channel.
+
+    Args:
+        model (nn.Module): Any model.
+        enabled (bool): Do nothing when False.
+
+    Yields:
+        None
+    """
+    bns = [m for m in model.modules()
+           if enabled and isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in bns:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in bns:
+            m.train()
