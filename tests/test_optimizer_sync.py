@@ -1,4 +1,5 @@
 """Tests for npdg.pruning.optimizer_sync: training goes on after a prune."""
+import contextlib
 import copy
 import os
 import socket
@@ -14,7 +15,9 @@ from mmengine.model import ExponentialMovingAverage, MMDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import MODEL_WRAPPERS
 
-from npdg.models import PerHeadEfficientAttention, head_channels, remove_heads
+from npdg.models import (PerHeadEfficientAttention, head_channels,
+                         prune_step_with_heads, remove_heads,
+                         torch_pruning_kwargs)
 from npdg.pruning.optimizer_sync import (PruningRecorder, apply_kept,
                                          infer_kept_indices, kept_shape,
                                          merge_kept, normalize_kept,
@@ -340,6 +343,65 @@ def test_sync_accepts_remove_heads_output():
     assert _group_params(opt) == _ids(model.parameters())
     opt.zero_grad()
     model.attn(x, (2, 2)).square().mean().backward()
+    opt.step()
+
+
+class TwoAttention(nn.Module):
+    """Two stacked PerHeadEfficientAttention modules (4 heads of 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = PerHeadEfficientAttention(16, 4, qkv_bias=True)
+        self.b = PerHeadEfficientAttention(16, 4, qkv_bias=True)
+
+    def forward(self, x):
+        return self.b(self.a(x, (2, 2)), (2, 2))
+
+
+@pytest.mark.parametrize('record_gate', [True, False])
+def test_recorder_with_torch_pruning_head_removal(record_gate):
+    torch.manual_seed(10)
+    model = TwoAttention()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randn(2, 4, 16)
+    for _ in range(2):
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        opt.step()
+    old_state = _state_by_name(opt, model)
+    pruner = tp.pruner.MetaPruner(
+        model, x[:1], importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=0., pruning_ratio_dict={model.a.q: 0.5, model.b.q: 0.5},
+        prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=0.5,
+        **torch_pruning_kwargs(model))
+    for m in (model.a, model.b):
+        m.head_gate.data.fill_(1.0)  # untrained gates: not recoverable
+    expect = contextlib.nullcontext() if record_gate else pytest.warns(
+        UserWarning, match="head_gate' changed from")
+    with expect, PruningRecorder(model) as rec:
+        removed = prune_step_with_heads(pruner, model)
+        if record_gate:
+            for name, gone in removed.items():
+                rec.add(f'{name}.head_gate', 0,
+                        [h for h in range(4) if h not in gone])
+    assert {n: len(g) for n, g in removed.items()} == {'a': 2, 'b': 2}
+    if not record_gate:
+        assert rec.kept['a.head_gate'] is None
+        with pytest.warns(UserWarning, match='unknown'):
+            sync_optimizer(opt, model, rec.old_params, rec.kept)
+        assert model.a.head_gate not in opt.state
+        return
+    sync_optimizer(opt, model, rec.old_params, rec.kept)
+    state = _state_by_name(opt, model)
+    for name, param in model.named_parameters():
+        steps = rec.kept.get(name, [])
+        assert torch.equal(param, apply_kept(rec.old_params[name], steps))
+        assert torch.equal(state[name]['exp_avg_sq'],
+                           apply_kept(old_state[name]['exp_avg_sq'], steps))
+    rows = head_channels([h for h in range(4) if h not in removed['a']], 4)
+    assert torch.equal(rec.kept['a.q.weight'][0][1], rows)
+    opt.zero_grad()
+    model(x).square().mean().backward()
     opt.step()
 
 

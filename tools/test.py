@@ -14,7 +14,7 @@ import npdg  # noqa: E402,F401
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from npdg.utils.config import add_common_args, load_config  # noqa: E402
+from npdg.utils.config import add_common_args, ensure_hook, load_config  # noqa: E402
 
 
 def parse_args():
@@ -35,17 +35,10 @@ def parse_args():
 
 def ensure_complexity_hook(cfg, flops_shape=None):
     """Make sure the test run reports FLOPs/params (adds the hook if absent)."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    found = [h for h in hooks if h.get('type') in ('ModelComplexityHook',
-                                                    'npdg.ModelComplexityHook')]
-    if not found:
-        hooks.append(dict(type='ModelComplexityHook'))
-        found = hooks[-1:]
-    if flops_shape:
-        h, w = (flops_shape * 2)[:2] if len(flops_shape) == 1 else flops_shape[:2]
-        for hook in found:
+    for hook in ensure_hook(cfg, 'ModelComplexityHook'):
+        if flops_shape:
+            h, w = (flops_shape * 2)[:2] if len(flops_shape) == 1 else flops_shape[:2]
             hook['input_shape'] = (3, h, w)
-    cfg.custom_hooks = hooks
 
 
 def enable_visualization(cfg, show_dir):
@@ -66,6 +59,7 @@ def main():
     cfg.load_from = args.checkpoint
     cfg.resume = False
     ensure_complexity_hook(cfg, args.flops_shape)
+    ensure_hook(cfg, 'PrunedCheckpointHook')  # rebuild pruned models, load strictly
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:

@@ -16,7 +16,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from npdg.utils.config import add_common_args, load_config  # noqa: E402
+from npdg.utils.config import add_common_args, ensure_hook, load_config  # noqa: E402
 
 
 def parse_args():
@@ -45,20 +45,14 @@ def enable_amp(cfg):
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
-def ensure_rng_state_hook(cfg):
-    """Add RNGStateHook (bit-exact resume) unless the config has it."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') in ('RNGStateHook', 'npdg.RNGStateHook') for h in hooks):
-        hooks.append(dict(type='RNGStateHook'))
-    cfg.custom_hooks = hooks
-
-
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
         enable_amp(cfg)
-    ensure_rng_state_hook(cfg)
+    # bit-exact resume; pruned checkpoints rebuilt and loaded strictly
+    ensure_hook(cfg, 'RNGStateHook')
+    ensure_hook(cfg, 'PrunedCheckpointHook')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -4,11 +4,18 @@
 #   python tools/train.py configs/npdg/deeplab_gta.py
 #   python tools/test.py configs/npdg/deeplab_gta.py work_dirs/deeplab_gta/iter_40000.pth
 #
-# Foundation stage: this trains the plain (unpruned) source-only baseline with
-# the recipe below; the NPDG hooks (style perturbation, sensitivity
-# statistics, sparse training, pruning) are added to `custom_hooks` by the
-# method itself. configs/baselines/ inherit this file with the method removed,
-# so baseline and method always share one recipe.
+# NPDG (Luo et al., IJCV 2024) on the usual mmseg DG recipe. Schedule:
+#
+#   iter 0 ............................ 24000 ............... 40000
+#        sparse training (reweighted L1)  | prune r=0.3 | fine-tune (no L1)
+#        style perturbation (DSP, adversarial) on half of every batch, throughout
+#        sensitivity statistics refreshed every 500 iterations
+#
+# configs/baselines/deeplabv3plus_r50-d8_gta.py inherits this file with the
+# NPDG hooks removed: same data, augmentation, schedule and iterations (the
+# equal-compute control). DSP needs two local weight files (see README "DSP
+# weights"); configs/npdg/deeplab_gta_advstyle.py uses the AdvStyle
+# perturbation instead (no pretrained network).
 _base_ = [
     '../_base_/models/deeplabv3plus_r50-d8.py',
     '../_base_/datasets/gta.py',
@@ -35,5 +42,40 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'))
 randomness = dict(seed=0)
-# FLOPs reported by tools/test.py at a Cityscapes-like 512x1024 input.
-custom_hooks = [dict(type='ModelComplexityHook', input_shape=(3, 512, 1024))]
+
+# --- NPDG hyper-parameters ---
+# Differentiable style perturbation: AdaIN + style VAE on a frozen VGG-19
+# relu4_1 encoder; latents pushed by gradient ascent on the segmentation loss.
+perturbation = dict(
+    type='DSP',
+    vgg_checkpoint='checkpoints/dsp/vgg19_relu4_1.pth',   # torchvision vgg19 weights work as-is
+    decoder_checkpoint='checkpoints/dsp/decoder.pth',     # python tools/train_dsp.py ...
+    max_latent_norm=3.0)
+stylized_ratio = 0.5    # share of every batch re-styled (rest stays clean)
+ascent_steps = 1        # gradient-ascent steps on the style latent per iteration
+lam = 0.4               # w = lam * U + (1 - lam) * B (paper's best for ResNet/MiT)
+num_styles = 4          # K styles per content image for the statistics
+stats_interval = 500    # statistics refresh period (iterations)
+sparsity = 1e-4         # s in s * sum_i omega_i |gamma_i|
+prune_iters = [24000]   # prune after 24k of 40k iterations, then fine-tune
+prune_ratio = 0.3       # r: fraction of all units removed (paper's best)
+threshold = 0.1         # t: only units with |gamma| < t may go
+
+custom_hooks = [
+    # FLOPs / params of the evaluated model in tools/test.py (Cityscapes-like input).
+    dict(type='ModelComplexityHook', input_shape=(3, 512, 1024)),
+    dict(type='StylePerturbationHook', perturbation=perturbation,
+         stylized_ratio=stylized_ratio, ascent_steps=ascent_steps),
+    # 2 content images x K styles, 256 positions each, 4 batches per refresh.
+    dict(type='SensitivityStatisticsHook', interval=stats_interval, num_batches=4,
+         num_images=2, num_styles=num_styles, num_positions=256, lam=lam),
+    # Reweighted L1 on BN gammas from iteration 0 until the (last) prune step.
+    dict(type='SensitivitySparsityHook', s=sparsity),
+    # Global |gamma| ranking (max over coupled BNs), >= 10 % of every layer kept;
+    # classifiers never pruned; optimizer state sliced, schedule kept.
+    dict(type='UnitPruningHook', prune_iters=prune_iters, ratio=prune_ratio,
+         threshold=threshold, importance=dict(type='BNScaleImportance'),
+         min_keep_ratio=0.1, trace_shape=(3, 128, 128), flops_shape=(3, 512, 1024)),
+    # Pruned checkpoints carry their structure and reload strictly.
+    dict(type='PrunedCheckpointHook'),
+]

@@ -4,8 +4,11 @@
 #   python tools/train.py configs/npdg/segformer_gta.py
 #   python tools/test.py configs/npdg/segformer_gta.py work_dirs/segformer_gta/iter_40000.pth
 #
-# Foundation stage: trains the plain (unpruned) baseline; the NPDG hooks are
-# added to `custom_hooks` by the method. configs/baselines/ inherit this file.
+# NPDG on SegFormer: attention heads (per-head gates; mmseg's attention is swapped
+# for an exactly equivalent per-head module at start) and the decode head's BN
+# channels are the units. Schedule as configs/npdg/deeplab_gta.py: sparse
+# training to 24k, prune r=0.3, fine-tune to 40k, DSP style perturbation
+# throughout. configs/baselines/segformer_mit-b5_gta.py is the control.
 _base_ = [
     '../_base_/models/segformer_mit-b5.py',
     '../_base_/datasets/gta.py',
@@ -23,7 +26,11 @@ lr = 6e-5                       # AdamW (betas 0.9/0.999, wd 0.01), head lr x10,
 model = dict(data_preprocessor=dict(size=crop_size))
 train_dataloader = dict(batch_size=batch_size)
 optimizer = dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
-optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=optimizer,
+    paramwise_cfg=dict(custom_keys=dict(
+        pos_block=dict(decay_mult=0.0), norm=dict(decay_mult=0.0), head=dict(lr_mult=10.0),
+        head_gate=dict(decay_mult=0.0))))  # no weight decay on the NPDG head gates
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=max_iters, by_epoch=False),
@@ -33,4 +40,29 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'))
 randomness = dict(seed=0)
-custom_hooks = [dict(type='ModelComplexityHook', input_shape=(3, 512, 1024))]
+
+# --- NPDG hyper-parameters (see configs/npdg/deeplab_gta.py for each) ---
+perturbation = dict(
+    type='DSP',
+    vgg_checkpoint='checkpoints/dsp/vgg19_relu4_1.pth',
+    decoder_checkpoint='checkpoints/dsp/decoder.pth',
+    max_latent_norm=3.0)
+lam = 0.4
+sparsity = 1e-4
+prune_iters = [24000]
+prune_ratio = 0.3
+threshold = 0.1
+
+custom_hooks = [
+    dict(type='ModelComplexityHook', input_shape=(3, 512, 1024)),
+    dict(type='StylePerturbationHook', perturbation=perturbation, stylized_ratio=0.5,
+         ascent_steps=1),
+    dict(type='SensitivityStatisticsHook', interval=500, num_batches=4, num_images=2,
+         num_styles=4, num_positions=256, lam=lam),
+    dict(type='SensitivitySparsityHook', s=sparsity),
+    # Heads of single-head stages (stage 1) are never removed.
+    dict(type='UnitPruningHook', prune_iters=prune_iters, ratio=prune_ratio,
+         threshold=threshold, importance=dict(type='BNScaleImportance'),
+         min_keep_ratio=0.1, trace_shape=(3, 128, 128), flops_shape=(3, 512, 1024)),
+    dict(type='PrunedCheckpointHook'),
+]

@@ -103,8 +103,16 @@ def segmentor_complexity(model: nn.Module,
     """
     shape = check_input_shape(input_shape)
     model = unwrap_model(model)
-    with inference_mode(model):
-        flops, skipped = count_flops(model, shape)
+    from npdg.models.per_head_attention import set_attn_impl
+    # Per-head attention counts its explicit matmuls in 'math' mode (the fused
+    # kernel is skipped by the counter, like mmseg's original attention's).
+    previous = set_attn_impl(model, 'math')
+    try:
+        with inference_mode(model):
+            flops, skipped = count_flops(model, shape)
+    finally:
+        for name, impl in previous.items():
+            model.get_submodule(name).attn_impl = impl
     return dict(
         flops=float(flops),
         gflops=float(flops) / 1e9,

@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.analysis.latency import segmentor_latency
+from npdg.utils.config import ensure_hook
 
 
 def train(cfg, work_dir):
@@ -27,10 +28,8 @@ def train(cfg, work_dir):
     if osp.isfile(final):
         return final
     cfg.resume = bool(glob.glob(osp.join(work_dir, 'iter_*.pth')))
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
-        hooks.append(dict(type='RNGStateHook'))
-    cfg.custom_hooks = hooks
+    ensure_hook(cfg, 'RNGStateHook')
+    ensure_hook(cfg, 'PrunedCheckpointHook')
     Runner.from_cfg(cfg).train()
     return final
 
@@ -52,6 +51,7 @@ def test(cfg, checkpoint, work_dir, dataset=None, targets=None):
     cfg.work_dir = work_dir
     cfg.load_from = checkpoint
     cfg.resume = False
+    ensure_hook(cfg, 'PrunedCheckpointHook')
     if dataset is not None:
         cfg.test_dataloader.dataset = dataset
         cfg.test_evaluator = dict(cfg.test_evaluator, targets=targets)

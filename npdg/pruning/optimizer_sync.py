@@ -39,7 +39,6 @@ import warnings
 from collections.abc import Mapping
 
 import torch
-import torch.nn as nn
 
 __all__ = [
     'PruningRecorder', 'snapshot_params', 'normalize_kept', 'prefix_kept',
@@ -340,19 +339,26 @@ class PruningRecorder:
         self._names[new] = name
 
     def add(self, name, dim, kept_idx):
-        """Record a slice made by hand (inside or after the context).
+        """Record a slice made by hand, inside the ``with`` block.
+
+        E.g. after ``npdg.models.prune_step_with_heads`` sliced the
+        ``head_gate`` of attention ``attn_name``:
+        ``rec.add(f'{attn_name}.head_gate', 0, kept_heads)``.
 
         Args:
             name (str): Parameter name in the model.
             dim (int): Sliced dimension.
-            kept_idx (Sequence[int] | Tensor): Kept indices.
+            kept_idx (Sequence[int] | Tensor): Kept indices (in the
+                parameter's numbering just before this slice).
         """
+        if not self._active:
+            raise RuntimeError('PruningRecorder.add must be called inside '
+                               'the with block, right after the slice.')
         if name not in self.old_params:
             raise KeyError(f'PruningRecorder.add: {name!r} is not a parameter'
                            ' of the recorded model (use model-level names).')
-        if self.kept.get(name, []) is not None:
-            self.kept.setdefault(name, []).append((int(dim),
-                                                   _as_index(kept_idx)))
+        self.kept.setdefault(name, []).append((int(dim) % max(
+            self.old_params[name].dim(), 1), _as_index(kept_idx)))
 
     def _complete(self):
         """Fill in changed parameters that torch-pruning did not record."""
@@ -421,7 +427,7 @@ def _slice_state(name, old_param, state, steps):
                     f'{tuple(old_param.shape)}; dropping this parameter\'s '
                     'state.')
                 return None
-            value = apply_kept(value, steps).clone()
+            value = apply_kept(value, steps)
         new_state[key] = value
     return new_state
 
@@ -608,13 +614,18 @@ def _ema_hooks(runner):
 # DDP and the runner
 # --------------------------------------------------------------------------
 def _shape_signature(model):
-    """A small int64 tensor summarising the parameter shapes of ``model``."""
-    sig = torch.zeros(3, dtype=torch.long)
-    for i, p in enumerate(model.parameters()):
-        sig[0] += 1
-        sig[1] += p.numel()
-        sig[2] = (sig[2] * 1000003 + (i + 1) * p.numel()) % (2 ** 61 - 1)
-    return sig
+    """A small int64 tensor summarising the parameter shapes of ``model``.
+
+    Returns:
+        Tensor: ``[number of parameters, total elements, hash of every
+        parameter's shape in order]``.
+    """
+    count, total, digest = 0, 0, 0
+    for param in model.parameters():
+        count, total = count + 1, total + param.numel()
+        for size in (param.dim(), *param.shape):
+            digest = (digest * 1000003 + size + 1) % (2 ** 61 - 1)
+    return torch.tensor([count, total, digest], dtype=torch.long)
 
 
 def _check_same_structure_on_all_ranks(model):

@@ -65,3 +65,23 @@ def use_cpu_backend(cfg):
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'
+
+
+def ensure_hook(cfg, hook_type, **kwargs):
+    """Append ``dict(type=hook_type, **kwargs)`` to ``custom_hooks`` unless present.
+
+    Args:
+        cfg (mmengine.Config): The config; changed in place.
+        hook_type (str): Registered hook name.
+        **kwargs: Arguments of the added hook.
+
+    Returns:
+        list[dict]: The hook configs of that type (existing or added).
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    found = [h for h in hooks if h.get('type') in (hook_type, f'mmseg.{hook_type}')]
+    if not found:
+        hooks.append(dict(type=hook_type, **kwargs))
+        found = hooks[-1:]
+    cfg.custom_hooks = hooks
+    return found
