@@ -16,7 +16,12 @@ here, each only where it exists:
   ordinary MMEngine checkpoints. The local-file loader is re-registered to
   load trusted local files with ``weights_only=False``.
 
-Both are idempotent and run from ``npdg/__init__.py``, which every entry point
+* **mmengine 0.10.x cannot start CPU-only distributed runs.** Its PyTorch
+  launcher calls ``torch.cuda.set_device`` unconditionally, which fails on a
+  CPU build of torch. Only where CUDA is unavailable, the launcher is replaced
+  by one that initialises the process group (gloo) without touching CUDA.
+
+All are idempotent and run from ``npdg/__init__.py``, which every entry point
 (and every spawned DataLoader worker) imports.
 """
 import importlib.util
@@ -164,7 +169,41 @@ def install_trusted_checkpoint_loader(force: bool = False) -> bool:
     return True
 
 
+def _init_dist_pytorch_cpu(backend='gloo', init_backend='torch', **kwargs):
+    """mmengine's PyTorch launcher without the CUDA device selection.
+
+    Args:
+        backend (str): Process-group backend (gloo on CPU).
+        init_backend (str): Only ``'torch'`` is supported here.
+        **kwargs: Passed to ``init_process_group``.
+    """
+    import torch.distributed as dist
+    if init_backend != 'torch':
+        raise ValueError(f'CPU-only distributed runs support init_backend="torch", '
+                         f'got {init_backend!r}.')
+    if backend == 'nccl':
+        backend = 'gloo'
+    dist.init_process_group(backend=backend, **kwargs)
+
+
+def install_cpu_distributed_launcher(force: bool = False) -> bool:
+    """Let mmengine start distributed runs on machines without CUDA.
+
+    Args:
+        force (bool): Install even when CUDA is available (tests only).
+
+    Returns:
+        bool: True when the CPU launcher was installed.
+    """
+    if torch.cuda.is_available() and not force:
+        return False
+    from mmengine.dist import utils as dist_utils
+    dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu
+    return True
+
+
 def apply() -> None:
     """Apply every shim that this environment needs (idempotent)."""
     install_mmcv_ops_standin()
     install_trusted_checkpoint_loader()
+    install_cpu_distributed_launcher()

@@ -120,3 +120,17 @@ def runner_cfg(work_dir, model, max_iters=6, custom_hooks=(), lr=0.01, checkpoin
         custom_hooks=list(custom_hooks), randomness=dict(seed=seed),
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
         log_processor=dict(by_epoch=False), log_level='WARNING'))
+
+
+TINY = dict(gta=16, cityscapes=dict(train=0, val=3), bdd100k=dict(train=0, val=3),
+            mapillary=dict(training=0, validation=3))
+
+
+@pytest.fixture(scope='session')
+def workspace(tmp_path_factory):
+    """A folder whose data/synthetic is made and converted like the real data."""
+    from npdg.apis.synthetic_data import prepare_synthetic_domains
+    root = tmp_path_factory.mktemp('ws')
+    prepare_synthetic_domains(str(root / 'data' / 'synthetic'), seed=1, nproc=1,
+                              num_images=TINY, gta_size_mismatches=1)
+    return root

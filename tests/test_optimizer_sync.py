@@ -168,6 +168,8 @@ def test_recorder_infers_hand_slices_and_flags_ambiguous():
     assert _as_lists({'head.bias': rec.kept['head.bias']}) == {
         'head.bias': [(0, [0, 2, 3])]}
     assert rec.kept['gate'] is None  # all-ones: indices not recoverable
+    with pytest.raises(RuntimeError, match='inside the with block'):
+        rec.add('gate', 0, [0, 1, 4])
 
 
 def test_infer_kept_indices():

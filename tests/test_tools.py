@@ -10,25 +10,13 @@ import pytest
 import torch
 
 import npdg  # noqa: F401
-from npdg.apis.synthetic_data import prepare_synthetic_domains
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'deeplab_r18_synthetic.py')
-TINY = dict(gta=16, cityscapes=dict(train=0, val=3), bdd100k=dict(train=0, val=3),
-            mapillary=dict(training=0, validation=3))
 FAST = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
         'test_dataloader.num_workers=0', 'default_hooks.logger.interval=1',
         'custom_hooks.0.input_shape=[3,64,128]']
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    """A folder with data/synthetic made and converted like the real data."""
-    root = tmp_path_factory.mktemp('ws')
-    prepare_synthetic_domains(str(root / 'data' / 'synthetic'), seed=1, nproc=1,
-                              num_images=TINY, gta_size_mismatches=1)
-    return root
 
 
 def run_tool(args, cwd):

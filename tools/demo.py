@@ -4,9 +4,13 @@
 
 Generates the synthetic domains if absent (data/synthetic), converts them with
 the real converters, trains a small DeepLabV3+ (ResNet-18) on synthetic GTA5,
-tests on the three synthetic targets and on held-out synthetic GTA5, and
-prints mIoU per target and mean, GFLOPs, parameters and latency. Writes
-work_dirs/demo/summary.json. A killed run picks up from its last checkpoint.
+trains NPDG (style perturbation, sensitivity statistics, reweighted sparse
+training, pruning at r = 0.3, fine-tuning) with the same recipe, tests both on
+the three synthetic targets and on held-out synthetic GTA5, and prints mIoU per
+target and mean, GFLOPs, parameters and latency. Writes
+work_dirs/demo/summary.json (baseline at the top level, NPDG under "npdg",
+with the pruned checkpoint's path). A killed run picks up from its last
+checkpoint.
 """
 import argparse
 import os
@@ -25,6 +29,8 @@ def parse_args():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--seed', type=int, default=0, help='data generator seed')
     parser.add_argument('--nproc', type=int, default=2)
+    parser.add_argument('--methods', nargs='+', default=['baseline', 'npdg'],
+                        choices=['baseline', 'npdg'], help='which runs to make')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides for the demo training configs')
     return parser.parse_args()
@@ -33,7 +39,8 @@ def parse_args():
 def main():
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = parse_args()
-    run_demo(args.data_root, args.work_dir, args.seed, args.cfg_options, args.nproc)
+    run_demo(args.data_root, args.work_dir, args.seed, args.cfg_options, args.nproc,
+             args.methods)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ from npdg.apis.synthetic_data import prepare_synthetic_domains
 
 TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
 BASELINE_CONFIG = 'configs/demo/deeplab_r18_synthetic.py'
+NPDG_CONFIG = 'configs/demo/npdg_deeplab_r18_synthetic.py'
 
 
 def run_one(config, work_dir, data_root, cfg_options=None):
@@ -28,7 +29,7 @@ def run_one(config, work_dir, data_root, cfg_options=None):
     """
     cfg = experiment.retarget_data_root(experiment.load_config(config, cfg_options), data_root)
     t0 = time.time()
-    ckpt = experiment.train(cfg, osp.join(work_dir, 'train'))
+    ckpt = experiment.train(experiment.without_validation(cfg), osp.join(work_dir, 'train'))
     train_s = time.time() - t0
     metrics = experiment.test(cfg, ckpt, osp.join(work_dir, 'test'))
     source = experiment.test(
@@ -70,8 +71,8 @@ def format_table(rows):
 
 
 def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
-             cfg_options=None, nproc=2):
-    """Generate data if absent, train the baseline, test, summarise.
+             cfg_options=None, nproc=2, methods=('baseline', 'npdg')):
+    """Generate data if absent, train the baseline and NPDG, test, summarise.
 
     Args:
         data_root (str): Where the synthetic domains live (made if absent).
@@ -79,16 +80,25 @@ def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
         seed (int): Seed of the data generator.
         cfg_options (dict, optional): Overrides for the training configs.
         nproc (int): Processes for data generation/conversion.
+        methods (Sequence[str]): ``'baseline'`` and/or ``'npdg'``.
 
     Returns:
-        dict: The summary written to ``summary.json``.
+        dict: The summary written to ``summary.json``: the baseline's
+        results at the top level, NPDG's under ``npdg``.
     """
     t0 = time.time()
+    configs = dict(baseline=BASELINE_CONFIG, npdg=NPDG_CONFIG)
     print_log(f'[demo] 1/3 synthetic domains in {data_root}', logger='current')
     prepare_synthetic_domains(data_root, seed=seed, nproc=nproc)
-    print_log('[demo] 2/3 training the baseline on synthetic GTA5', logger='current')
-    baseline = run_one(BASELINE_CONFIG, osp.join(work_dir, 'baseline'), data_root, cfg_options)
+    rows = {}
+    for name in methods:
+        print_log(f'[demo] 2/3 training {name} ({configs[name]}) on synthetic GTA5',
+                  logger='current')
+        rows[name] = run_one(configs[name], osp.join(work_dir, name), data_root, cfg_options)
+    baseline = rows.get('baseline') or next(iter(rows.values()))
     summary = dict(baseline)
+    if 'npdg' in rows:
+        summary['npdg'] = rows['npdg']
     summary['mIoU_metric_note'] = ('mIoU in %, 19 Cityscapes classes; Mapillary with the '
                                    'narrow mapping; FLOPs at ' + baseline['flops_input'])
     summary['wall_seconds'] = round(time.time() - t0, 1)
@@ -96,7 +106,7 @@ def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print_log('[demo] 3/3 results (mIoU %, FLOPs at 3x' + baseline['flops_input'].split('x', 1)[1]
-              + ', latency median batch 1 CPU)\n' + format_table(dict(baseline=baseline)),
+              + ', latency median batch 1 CPU)\n' + format_table(rows),
               logger='current')
     print_log(f'[demo] source-target gap {baseline["source_target_gap"]:.2f} mIoU; '
               f'summary written to {osp.join(work_dir, "summary.json")} '

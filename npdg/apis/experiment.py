@@ -80,6 +80,22 @@ def measure(cfg, checkpoint, input_shape, repeats=20):
                 input_shape='x'.join(str(s) for s in input_shape))
 
 
+def without_validation(cfg):
+    """A copy of ``cfg`` that trains without validation loops.
+
+    Args:
+        cfg (Config): Full config.
+
+    Returns:
+        Config: The copy (tests are run separately).
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.val_dataloader = None
+    cfg.val_cfg = None
+    cfg.val_evaluator = None
+    return cfg
+
+
 def retarget_data_root(cfg, data_root, default='data/synthetic'):
     """Point every path under ``default`` in ``cfg`` at ``data_root``.
 

@@ -1,8 +1,9 @@
 """Physically prune channels and attention heads during training."""
+import hashlib
+import json
 import os.path as osp
 
-import torch
-from mmengine.dist import get_rank
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -153,6 +154,28 @@ class UnitPruningHook(Hook):
             return out
         return per_unit
 
+    @staticmethod
+    def check_same_selection(layers):
+        """Verify every rank chose the same units (digest of the removed indices).
+
+        Args:
+            layers (list[dict]): The step's per-layer records.
+
+        Returns:
+            str: The selection digest.
+
+        Raises:
+            RuntimeError: If ranks disagree (they would build different models).
+        """
+        plan = json.dumps([(entry['name'], entry['removed']) for entry in layers])
+        digest = hashlib.md5(plan.encode()).hexdigest()[:12]
+        if get_world_size() > 1:
+            digests = all_gather_object(digest)
+            if len(set(digests)) != 1:
+                raise RuntimeError(f'UnitPruningHook: ranks chose different units to prune '
+                                   f'({digests}); statistics or scales diverged across ranks.')
+        return digest
+
     def prune(self, runner, done):
         """One prune step, then rebuild the optimisation state.
 
@@ -166,6 +189,7 @@ class UnitPruningHook(Hook):
                              self.removed)
         before = segmentor_complexity(model, self.flops_shape)
         result = self.pruner.step(model, budget, self._extra_scores(runner))
+        digest = self.check_same_selection(result.layers)
         rebuild_after_prune(runner, result.old_params, result.kept,
                             reset_state=self.reset_optimizer_state)
         for hook in runner.hooks:
@@ -180,7 +204,8 @@ class UnitPruningHook(Hook):
             f'{result.removed} of {result.total} units (budget {budget}); GFLOPs '
             f'{before["gflops"]:.3f} -> {after["gflops"]:.3f}, params '
             f'{before["params"] / 1e6:.3f} M -> {after["params"] / 1e6:.3f} M '
-            f'(input {shape})', logger='current')
+            f'(input {shape}); selection {digest} identical on {get_world_size()} rank(s)',
+            logger='current')
         entry = dict(iter=done, step=step, removed=result.removed, total=result.total,
                      budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
                      params_before=before['params'], params_after=after['params'],

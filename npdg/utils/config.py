@@ -53,7 +53,7 @@ def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
 
 
 def use_cpu_backend(cfg):
-    """Switch distributed runs to gloo where there is no CUDA device.
+    """Set up distributed runs for machines without CUDA: gloo, CPU DDP.
 
     Args:
         cfg (mmengine.Config): The config; changed in place.
@@ -65,6 +65,38 @@ def use_cpu_backend(cfg):
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'
+    # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules refuse.
+    wrapper = dict(cfg.get('model_wrapper_cfg', None) or dict(type='MMDistributedDataParallel'))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+    # torch's SyncBatchNorm only works on GPU modules: use per-process BN.
+    if _replace_norm(cfg.model, 'SyncBN', 'BN'):
+        print(f'[npdg] no CUDA: SyncBN replaced by BN for this {cfg.launcher} run '
+              '(batch statistics are per process)')
+
+
+def _replace_norm(node, old, new):
+    """Replace ``type=old`` by ``type=new`` in every norm config under ``node``.
+
+    Args:
+        node: Config node (dict/list), changed in place.
+        old (str): Norm type to replace.
+        new (str): Replacement.
+
+    Returns:
+        bool: Whether anything was replaced.
+    """
+    changed = False
+    if isinstance(node, dict):
+        if node.get('type') == old:
+            node['type'] = new
+            changed = True
+        for value in node.values():
+            changed |= _replace_norm(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed |= _replace_norm(value, old, new)
+    return changed
 
 
 def ensure_hook(cfg, hook_type, **kwargs):
