@@ -321,6 +321,16 @@ def test_manifest_and_idempotence(tmp_path, capsys):
                                       domains=['gta'], gta_size_mismatches=0,
                                       verbose=False)
     assert redo['complete'] is True
+    # Data from an older generator version is regenerated without asking.
+    old = dict(redo, params=dict(redo['params'], generator_version='0.0'))
+    with open(path, 'w') as f:
+        json.dump(old, f)
+    capsys.readouterr()
+    newer = generate_synthetic_domains(root, seed=1, num_images=2,
+                                       domains=['gta'], gta_size_mismatches=0,
+                                       verbose=True)
+    assert 'regenerating' in capsys.readouterr().out
+    assert newer == redo
 
 
 def test_refuses_foreign_data_without_manifest(tmp_path):

@@ -98,8 +98,9 @@ def main(argv=None):
         overwrite=args.overwrite, nproc=args.nproc, domains=args.domains,
         verbose=not args.quiet)
     if not args.quiet:
-        for d, info in manifest['domains'].items():
-            print(f'  {d:<11} {info["splits"]}')
+        for d in DOMAINS:
+            if d in manifest['domains']:
+                print(f'  {d:<11} {manifest["domains"][d]["splits"]}')
 
 
 if __name__ == '__main__':

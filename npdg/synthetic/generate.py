@@ -3,15 +3,18 @@
 Determinism: every image draws its randomness from its own
 ``np.random.SeedSequence([seed, domain, split, index])``, and file names
 from ``SeedSequence([seed, domain, split, NAMES])``, so the output is
-byte-identical for a seed whatever the number of worker processes.
+byte-identical for a seed whatever the number of worker processes (on the
+same software stack: numpy, OpenCV and its PNG/JPEG codecs, Pillow).
 
 Idempotence: ``<out_root>/manifest.json`` records the generation parameters.
 A later call with identical parameters finds a complete manifest and returns
 it without writing anything. A call with different parameters raises
 ``FileExistsError`` unless ``overwrite=True``, which deletes the four domain
 folders (``gta``, ``cityscapes``, ``bdd100k``, ``mapillary``) and the
-manifest, and nothing else. A run that was interrupted leaves a manifest
-marked incomplete; the next call regenerates without asking.
+manifest, and nothing else. Data that differs only in
+:data:`GENERATOR_VERSION` (made by an older generator), and a run that was
+interrupted (its manifest is marked incomplete), are regenerated without
+asking.
 """
 import json
 import multiprocessing
@@ -32,7 +35,7 @@ from .writers import (DOMAINS, FORMATS, MAPILLARY_LAYOUTS, encode_label,
                       write_label)
 
 #: Bump when the output for given parameters changes.
-GENERATOR_VERSION = '1.0'
+GENERATOR_VERSION = '1.1'
 MANIFEST_NAME = 'manifest.json'
 _NAMES_STREAM = 1_000_003
 _MISMATCH_STREAM = 1_000_033
@@ -121,27 +124,48 @@ def _clean(out_root):
         os.remove(path)
 
 
+def _same_but_version(old_params, params):
+    """True if only the generator version differs (regenerate silently)."""
+    if not isinstance(old_params, dict):
+        return False
+
+    def strip(p):
+        return {k: v for k, v in p.items() if k != 'generator_version'}
+
+    return strip(old_params) == strip(params)
+
+
 def _prepare_root(out_root, params, overwrite, log):
     """Decide between skipping, regenerating and refusing.
 
+    Args:
+        out_root (str): Output root.
+        params (dict): Requested generation parameters.
+        overwrite (bool): Regenerate whatever is there.
+        log (callable): Progress printer.
+
     Returns:
-        dict | None: The existing manifest when generation can be skipped.
+        dict | None: The existing manifest when generation can be skipped,
+        else None (after removing any previous synthetic data).
     """
     path = os.path.join(out_root, MANIFEST_NAME)
     old = _read_manifest(path)
-    if old is not None and old.get('complete') and \
-            old.get('params') == params and not overwrite:
-        log(f'[synthetic] {out_root}: manifest matches the requested '
-            'parameters; skipping generation')
-        return old
-    if old is not None and old.get('complete') and not overwrite:
-        raise FileExistsError(
-            f'{path} was generated with different parameters '
-            f'({old.get("params")}); pass overwrite=True (CLI: --overwrite) '
-            'to regenerate, or choose another output root')
     present = [d for d in DOMAINS if os.path.exists(os.path.join(out_root,
                                                                  d))]
-    if old is None and present and not overwrite:
+    if not overwrite and old is not None and old.get('complete'):
+        if old.get('params') == params:
+            log(f'[synthetic] {out_root}: manifest matches the requested '
+                'parameters; skipping generation')
+            return old
+        if not _same_but_version(old.get('params'), params):
+            raise FileExistsError(
+                f'{path} was generated with different parameters '
+                f'({old.get("params")}); pass overwrite=True (CLI: '
+                '--overwrite) to regenerate, or choose another output root')
+        log(f'[synthetic] {out_root}: made by generator version '
+            f'{old["params"].get("generator_version")}, now '
+            f'{params["generator_version"]}; regenerating')
+    if not overwrite and old is None and present:
         raise FileExistsError(
             f'{out_root} already holds {present} but no {MANIFEST_NAME}; '
             'pass overwrite=True (CLI: --overwrite) to replace them, or '

@@ -111,27 +111,44 @@ class Layers:
 _LIMIT = 2 ** 28
 
 
-def _fixed(points, scale):
-    """Convert height-unit points to OpenCV fixed-point pixel coordinates."""
-    m = scale * _ONE
-    lim = _LIMIT
-    flat = [max(-lim, min(lim, int(round(c * m))))
-            for pt in points for c in pt]
-    return np.array(flat, np.int32).reshape(-1, 1, 2)
+def _fixed_all(prims, scale):
+    """Convert every primitive's points to OpenCV fixed-point pixels at once.
+
+    One vectorised conversion for the whole scene (primitives are tiny, so
+    per-primitive numpy calls would dominate the cost).
+
+    Args:
+        prims (list[Prim]): Primitives in drawing order.
+        scale (float): Pixels per height unit.
+
+    Returns:
+        list[np.ndarray]: Per primitive an ``(N, 1, 2)`` int32 array (the
+        centre only, ``N = 1``, for ellipses).
+    """
+    flat, bounds = [], [0]
+    for prim in prims:
+        if prim.shape == 'ellipse':
+            flat.append(prim.geom[:2])
+        else:
+            flat.extend(prim.geom)
+        bounds.append(len(flat))
+    pts = np.asarray(flat, np.float64).reshape(-1, 2) * (scale * _ONE)
+    pts = np.clip(np.rint(pts), -_LIMIT, _LIMIT).astype(np.int32)
+    return [pts[a:b].reshape(-1, 1, 2) for a, b in zip(bounds[:-1],
+                                                        bounds[1:])]
 
 
-def _draw(canvas, prim, value, scale):
-    """Draw one primitive with the integer ``value`` into ``canvas``."""
+def _draw(canvas, prim, pts, value, scale):
+    """Draw one primitive (fixed-point points ``pts``) with ``value``."""
     if prim.shape == 'poly':
-        cv2.fillPoly(canvas, [_fixed(prim.geom, scale)], value, cv2.LINE_8,
-                     _SHIFT)
+        cv2.fillPoly(canvas, [pts], value, cv2.LINE_8, _SHIFT)
     elif prim.shape == 'line':
         thick = max(1, int(round(prim.thickness * scale)))
-        cv2.polylines(canvas, [_fixed(prim.geom, scale)], False, value,
-                      thick, cv2.LINE_8, _SHIFT)
+        cv2.polylines(canvas, [pts], False, value, thick, cv2.LINE_8,
+                      _SHIFT)
     elif prim.shape == 'ellipse':
-        cx, cy, rx, ry = prim.geom
-        centre = tuple(int(v) for v in _fixed([(cx, cy)], scale).ravel())
+        _, _, rx, ry = prim.geom
+        centre = (int(pts[0, 0, 0]), int(pts[0, 0, 1]))
         axes = (max(int(round(rx * scale * _ONE)), 1),
                 max(int(round(ry * scale * _ONE)), 1))
         thick = (-1 if prim.thickness <= 0 else
@@ -140,6 +157,14 @@ def _draw(canvas, prim, value, scale):
                     cv2.LINE_8, _SHIFT)
     else:
         raise ValueError(f'Unknown primitive shape {prim.shape!r}')
+
+
+class _Outline:
+    """A bare polygon (used for shadows) in the shape of a primitive."""
+    shape = 'poly'
+
+    def __init__(self, geom):
+        self.geom = geom
 
 
 def rasterize(scene, height, width):
@@ -160,9 +185,12 @@ def rasterize(scene, height, width):
                          'fit in the uint16 index map')
     pid = np.zeros((height, width), np.uint16)
     scale = float(height)
-    for k, prim in enumerate(prims):
-        _draw(pid, prim, k, scale)
+    for k, (prim, pts) in enumerate(zip(prims, _fixed_all(prims, scale))):
+        _draw(pid, prim, pts, k, scale)
     shadow = np.zeros((height, width), np.uint8)
-    for poly in scene.shadows:
-        cv2.fillPoly(shadow, [_fixed(poly, scale)], 1, cv2.LINE_8, _SHIFT)
+    if scene.shadows:
+        # one call per polygon: a multi-contour fillPoly treats overlaps as
+        # holes
+        for pts in _fixed_all([_Outline(p) for p in scene.shadows], scale):
+            cv2.fillPoly(shadow, [pts], 1, cv2.LINE_8, _SHIFT)
     return Layers(pid, prims, shadow, scene.camera)
