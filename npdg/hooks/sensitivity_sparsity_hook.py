@@ -3,15 +3,13 @@ import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.pruning.model_prep import ensure_per_head_attention
 
-
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 def unit_scales(model):

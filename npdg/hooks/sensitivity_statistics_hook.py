@@ -3,8 +3,9 @@ import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.perturbation import build_perturbation, denormalize, normalize
@@ -15,9 +16,6 @@ from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head
 
 CKPT_KEY = 'npdg_sensitivity'
 
-
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 def observed_layers(model):

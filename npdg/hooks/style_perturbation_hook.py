@@ -2,8 +2,9 @@
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
@@ -12,9 +13,6 @@ from npdg.utils.batchnorm import bn_eval, frozen_bn_stats
 
 KNOWN_PERTURBATIONS = ('AdvStyle', 'DSP', 'DSUNoise')
 
-
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()

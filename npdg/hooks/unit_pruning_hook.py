@@ -6,8 +6,9 @@ import os.path as osp
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.importance import build_importance
@@ -20,9 +21,6 @@ from npdg.pruning.selection import step_budget
 CKPT_KEY = 'npdg_pruning'
 UNIT_TYPES = ('channel', 'head')
 
-
-def _bare(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
