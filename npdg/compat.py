@@ -21,6 +21,13 @@ here, each only where it exists:
   CPU build of torch. Only where CUDA is unavailable, the launcher is replaced
   by one that initialises the process group (gloo) without touching CUDA.
 
+* **mmengine copies config variables when it reads the file.** npdg's configs
+  refer to their settings as ``'${name}'`` (:mod:`npdg.utils.settings`), which
+  must be resolved after ``--cfg-options`` are merged. ``Runner.from_cfg`` is
+  wrapped to resolve them (and to refuse misspelt top-level keys) first, so
+  mmseg's own ``tools/train.py``/``test.py`` run npdg configs as npdg's do.
+  Checked against mmengine 0.10.x.
+
 All are idempotent and run from ``npdg/__init__.py``, which every entry point
 (and every spawned DataLoader worker) imports.
 """
@@ -202,8 +209,33 @@ def install_cpu_distributed_launcher(force: bool = False) -> bool:
     return True
 
 
+def install_settings_resolution() -> bool:
+    """Make ``Runner.from_cfg`` resolve ``'${name}'`` settings and check keys.
+
+    Returns:
+        bool: True when the wrapper was installed now, False if it already was.
+    """
+    from mmengine.runner import Runner
+    original = Runner.__dict__['from_cfg'].__func__
+    if getattr(original, '__npdg_wrapped__', False):
+        return False
+
+    def from_cfg(cls, cfg):
+        from npdg.utils.settings import check_top_level_keys, resolve_settings
+        check_top_level_keys(cfg, source=getattr(cfg, 'filename', None) or 'the config')
+        resolve_settings(cfg)
+        return original(cls, cfg)
+
+    from_cfg.__npdg_wrapped__ = True
+    from_cfg.__wrapped__ = original
+    from_cfg.__doc__ = original.__doc__
+    Runner.from_cfg = classmethod(from_cfg)
+    return True
+
+
 def apply() -> None:
     """Apply every shim that this environment needs (idempotent)."""
     install_mmcv_ops_standin()
     install_trusted_checkpoint_loader()
     install_cpu_distributed_launcher()
+    install_settings_resolution()

@@ -12,14 +12,16 @@ max_iters = 800                 # iterations
 batch_size = 8                  # images per iteration
 lr = 0.02                       # SGD, momentum 0.9, weight decay 5e-4, poly (power 0.9)
 
-model = dict(data_preprocessor=dict(size=crop_size))
-train_dataloader = dict(batch_size=batch_size)
-optimizer = dict(type='SGD', lr=lr, momentum=0.9, weight_decay=0.0005)
+# '${name}' refers to the setting above; it is resolved after inheritance and
+# --cfg-options, so `--cfg-options max_iters=1600` changes what runs.
+model = dict(data_preprocessor=dict(size='${crop_size}'))
+train_dataloader = dict(batch_size='${batch_size}')
+optimizer = dict(type='SGD', lr='${lr}', momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False),
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end='${max_iters}', by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters='${max_iters}', val_interval='${max_iters}')  # validate once, at the end
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),

@@ -8,12 +8,17 @@ _base_ = [
 ]
 crop_size = (96, 96)
 max_iters = 800
+# NPDG settings; the hooks refer to them as '${name}' (resolved after overrides).
+lam = 0.4
+sparsity = 3e-3
+prune_iters = [500]
+prune_ratio = 0.3
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-                           seg_pad_val=255, size=crop_size),
+                           seg_pad_val=255, size='${crop_size}'),
     pretrained=None,
     backbone=dict(type='MixVisionTransformer', in_channels=3, embed_dims=32, num_stages=4,
                   num_layers=[2, 2, 2, 2], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
@@ -30,9 +35,9 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer,
                      paramwise_cfg=dict(custom_keys=dict(head_gate=dict(decay_mult=0.0))))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters, by_epoch=False),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end='${max_iters}', by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters='${max_iters}', val_interval='${max_iters}')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
@@ -44,9 +49,9 @@ custom_hooks = [
     dict(type='StylePerturbationHook', perturbation=dict(type='AdvStyle'), stylized_ratio=0.5,
          ascent_steps=1),
     dict(type='SensitivityStatisticsHook', interval=50, num_batches=1, num_images=2,
-         num_styles=4, num_positions=256, lam=0.4),
-    dict(type='SensitivitySparsityHook', s=3e-3),
-    dict(type='UnitPruningHook', prune_iters=[500], ratio=0.3, threshold=None,
+         num_styles=4, num_positions=256, lam='${lam}'),
+    dict(type='SensitivitySparsityHook', s='${sparsity}'),
+    dict(type='UnitPruningHook', prune_iters='${prune_iters}', ratio='${prune_ratio}', threshold=None,
          importance=dict(type='BNScaleImportance'), min_keep_ratio=0.1,
          trace_shape=(3, 64, 64), flops_shape=(3, 128, 256)),
     dict(type='PrunedCheckpointHook'),

@@ -30,14 +30,16 @@ max_iters = 40000               # iterations
 batch_size = 2                  # images per GPU; 4 GPUs -> total batch 8 (scale lr if not)
 lr = 0.01                       # SGD, momentum 0.9, weight decay 5e-4, poly (power 0.9)
 
-model = dict(data_preprocessor=dict(size=crop_size))
-train_dataloader = dict(batch_size=batch_size)
-optimizer = dict(type='SGD', lr=lr, momentum=0.9, weight_decay=0.0005)
+# '${name}' refers to the setting above; it is resolved after inheritance and
+# --cfg-options, so `--cfg-options max_iters=1600` changes what runs.
+model = dict(data_preprocessor=dict(size='${crop_size}'))
+train_dataloader = dict(batch_size='${batch_size}')
+optimizer = dict(type='SGD', lr='${lr}', momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False),
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end='${max_iters}', by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters='${max_iters}', val_interval=4000)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'))
@@ -64,17 +66,17 @@ threshold = 0.1         # t: only units with |gamma| < t may go
 custom_hooks = [
     # FLOPs / params of the evaluated model in tools/test.py (Cityscapes-like input).
     dict(type='ModelComplexityHook', input_shape=(3, 512, 1024)),
-    dict(type='StylePerturbationHook', perturbation=perturbation,
-         stylized_ratio=stylized_ratio, ascent_steps=ascent_steps),
+    dict(type='StylePerturbationHook', perturbation='${perturbation}',
+         stylized_ratio='${stylized_ratio}', ascent_steps='${ascent_steps}'),
     # 2 content images x K styles, 256 positions each, 4 batches per refresh.
-    dict(type='SensitivityStatisticsHook', interval=stats_interval, num_batches=4,
-         num_images=2, num_styles=num_styles, num_positions=256, lam=lam),
+    dict(type='SensitivityStatisticsHook', interval='${stats_interval}', num_batches=4,
+         num_images=2, num_styles='${num_styles}', num_positions=256, lam='${lam}'),
     # Reweighted L1 on BN gammas from iteration 0 until the (last) prune step.
-    dict(type='SensitivitySparsityHook', s=sparsity),
+    dict(type='SensitivitySparsityHook', s='${sparsity}'),
     # Global |gamma| ranking (max over coupled BNs), >= 10 % of every layer kept;
     # classifiers never pruned; optimizer state sliced, schedule kept.
-    dict(type='UnitPruningHook', prune_iters=prune_iters, ratio=prune_ratio,
-         threshold=threshold, importance=dict(type='BNScaleImportance'),
+    dict(type='UnitPruningHook', prune_iters='${prune_iters}', ratio='${prune_ratio}',
+         threshold='${threshold}', importance=dict(type='BNScaleImportance'),
          min_keep_ratio=0.1, trace_shape=(3, 128, 128), flops_shape=(3, 512, 1024)),
     # Pruned checkpoints carry their structure and reload strictly.
     dict(type='PrunedCheckpointHook'),

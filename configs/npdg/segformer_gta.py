@@ -23,9 +23,11 @@ max_iters = 40000               # iterations
 batch_size = 2                  # images per GPU; 4 GPUs -> total batch 8
 lr = 6e-5                       # AdamW (betas 0.9/0.999, wd 0.01), head lr x10, 1500 it warm-up
 
-model = dict(data_preprocessor=dict(size=crop_size))
-train_dataloader = dict(batch_size=batch_size)
-optimizer = dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
+# '${name}' refers to the setting above; it is resolved after inheritance and
+# --cfg-options, so `--cfg-options max_iters=1600` changes what runs.
+model = dict(data_preprocessor=dict(size='${crop_size}'))
+train_dataloader = dict(batch_size='${batch_size}')
+optimizer = dict(type='AdamW', lr='${lr}', betas=(0.9, 0.999), weight_decay=0.01)
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=optimizer,
     paramwise_cfg=dict(custom_keys=dict(
@@ -33,9 +35,9 @@ optim_wrapper = dict(
         head_gate=dict(decay_mult=0.0))))  # no weight decay on the NPDG head gates
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=max_iters, by_epoch=False),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end='${max_iters}', by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters='${max_iters}', val_interval=4000)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'))
@@ -55,14 +57,14 @@ threshold = 0.1
 
 custom_hooks = [
     dict(type='ModelComplexityHook', input_shape=(3, 512, 1024)),
-    dict(type='StylePerturbationHook', perturbation=perturbation, stylized_ratio=0.5,
+    dict(type='StylePerturbationHook', perturbation='${perturbation}', stylized_ratio=0.5,
          ascent_steps=1),
     dict(type='SensitivityStatisticsHook', interval=500, num_batches=4, num_images=2,
-         num_styles=4, num_positions=256, lam=lam),
-    dict(type='SensitivitySparsityHook', s=sparsity),
+         num_styles=4, num_positions=256, lam='${lam}'),
+    dict(type='SensitivitySparsityHook', s='${sparsity}'),
     # Heads of single-head stages (stage 1) are never removed.
-    dict(type='UnitPruningHook', prune_iters=prune_iters, ratio=prune_ratio,
-         threshold=threshold, importance=dict(type='BNScaleImportance'),
+    dict(type='UnitPruningHook', prune_iters='${prune_iters}', ratio='${prune_ratio}',
+         threshold='${threshold}', importance=dict(type='BNScaleImportance'),
          min_keep_ratio=0.1, trace_shape=(3, 128, 128), flops_shape=(3, 512, 1024)),
     dict(type='PrunedCheckpointHook'),
 ]

@@ -4,7 +4,6 @@ import glob
 import os.path as osp
 
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from npdg.analysis.complexity import segmentor_complexity
@@ -125,7 +124,7 @@ def retarget_data_root(cfg, data_root, default='data/synthetic'):
 
 
 def load_config(path, cfg_options=None):
-    """Load a config with optional overrides.
+    """Load a config with optional overrides (settings resolved, keys checked).
 
     Args:
         path (str): Config path.
@@ -134,7 +133,5 @@ def load_config(path, cfg_options=None):
     Returns:
         Config: The config.
     """
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
+    from ..utils.config import load_config as load
+    return load(path, cfg_options, read_keys=('syn_gta_val', ))

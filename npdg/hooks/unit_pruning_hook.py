@@ -13,6 +13,7 @@ from npdg.analysis.inference_path import unwrap_model as _bare
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.importance import build_importance
 from npdg.pruning import report
+from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.optimizer_sync import rebuild_after_prune
 from npdg.pruning.pruner import UnitPruner
@@ -82,6 +83,12 @@ class UnitPruningHook(Hook):
         build_importance(importance)  # unknown criteria fail at build time
         self.prune_iters = iters
         self.ratio = float(ratio)
+        # What this hook runs with, as given (after the config's settings were resolved).
+        self.settings = dict(prune_iters=iters, ratio=self.ratio, threshold=threshold,
+                             importance=dict(importance), min_keep=min_keep,
+                             min_keep_ratio=min_keep_ratio, round_to=round_to,
+                             unit_types=unit_types,
+                             reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
                                  'channel' in unit_types, 'head' in unit_types, trace_shape)
         self.flops_shape = tuple(flops_shape)
@@ -211,7 +218,9 @@ class UnitPruningHook(Hook):
         self.history.append(entry)
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pruning')
-            report.write_json(osp.join(out_dir, 'pruning_report.json'), self.history)
+            report.write_json(osp.join(out_dir, 'pruning_report.json'), self.history,
+                              settings=self.settings,
+                              config_settings=config_settings(runner.cfg))
             report.write_figure(osp.join(out_dir, f'pruning_iter_{done}.png'), entry)
 
     def before_save_checkpoint(self, runner, checkpoint):

@@ -6,16 +6,20 @@ import os.path as osp
 import numpy as np
 
 
-def write_json(path, steps):
+def write_json(path, steps, settings=None, config_settings=None):
     """Write the report of all prune steps so far.
 
     Args:
         path (str): Output file.
         steps (list[dict]): One dict per step (plain data).
+        settings (dict, optional): The pruning hook's arguments as it ran.
+        config_settings (dict, optional): The config's top-level settings that
+            its hooks referred to (``'${name}'``), with the values that ran.
     """
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     with open(path, 'w') as f:
-        json.dump(dict(steps=steps), f, indent=1)
+        json.dump(dict(settings=settings or {}, config_settings=config_settings or {},
+                       steps=steps), f, indent=1, default=str)
 
 
 def _values(layers, key):

@@ -4,6 +4,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
+from .settings import check_overrides, check_top_level_keys, resolve_settings
+
 
 def add_common_args(parser):
     """Add the options every mmseg-style runner tool takes.
@@ -25,14 +27,22 @@ def add_common_args(parser):
     return parser
 
 
-def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
+def load_config(config, cfg_options=None, work_dir=None, launcher='none', read_keys=()):
     """Read a config file, apply overrides and settle its work dir.
+
+    Settings written as references (``ratio='${prune_ratio}'``) are resolved
+    after the overrides are merged (:mod:`npdg.utils.settings`), so
+    ``--cfg-options prune_ratio=0.5`` changes what runs; an override of a
+    top-level name that nothing reads, and a top-level key that looks like a
+    misspelt Runner key, are errors.
 
     Args:
         config (str): Path of the config file.
         cfg_options (dict, optional): ``--cfg-options`` overrides.
         work_dir (str, optional): ``--work-dir``; wins over the file's value.
         launcher (str): Job launcher name.
+        read_keys (Iterable[str]): Top-level keys the caller reads itself
+            (so overriding them is not an error).
 
     Returns:
         mmengine.Config: The merged config.
@@ -41,9 +51,12 @@ def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
         raise FileNotFoundError(f'Config file {config!r} does not exist.')
     os.environ.setdefault('LOCAL_RANK', '0')
     cfg = Config.fromfile(config)
-    cfg.launcher = launcher
+    check_top_level_keys(cfg, source=config)
     if cfg_options:
+        check_overrides(cfg, cfg_options, read_keys)
         cfg.merge_from_dict(cfg_options)
+    resolve_settings(cfg)
+    cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -6,7 +6,7 @@ gta_train_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='CheckSegSample', num_classes=19),  # size match + train-id range
     dict(type='RandomResize', scale=(1280, 720), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomCrop', crop_size='${crop_size}', cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
@@ -18,7 +18,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='GTA5Dataset',
-        data_root=gta_root,
+        data_root='${gta_root}',
         # split_file='train.txt',  # official split protocol (RobustNet family)
         pipeline=gta_train_pipeline,
     ),

@@ -2,6 +2,8 @@
 # makes and converts them): train on synthetic GTA5, evaluate on synthetic
 # Cityscapes / BDD100K / Mapillary at their native (small) sizes. Same
 # datasets, converters and layouts as the real data.
+# '${name}' is a reference to the top-level setting `name`, resolved after
+# inheritance and --cfg-options (npdg.utils.settings).
 syn_root = 'data/synthetic'
 crop_size = (96, 96)
 syn_train_pipeline = [
@@ -9,7 +11,7 @@ syn_train_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='CheckSegSample', num_classes=19),
     dict(type='RandomResize', scale=(192, 106), ratio_range=(1.0, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomCrop', crop_size='${crop_size}', cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),

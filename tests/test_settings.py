@@ -1,0 +1,224 @@
+"""Config settings really override: --cfg-options, child configs, unread keys."""
+import copy
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+import npdg  # noqa: F401
+from mmengine.config import Config
+from mmseg.registry import HOOKS
+from npdg.utils.config import load_config
+from npdg.utils.settings import (SettingsError, check_top_level_keys, find_references,
+                                 resolve_settings)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+                 if '_base_' not in p)
+NPDG_DEMO = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
+
+# Every documented knob of the NPDG demo, and the attribute of the built hook
+# that must carry an overridden value (an independent expectation, not the
+# resolver's own bookkeeping).
+HOOK_SETTINGS = {
+    'prune_ratio': ('UnitPruningHook', lambda h: h.ratio, 0.45),
+    'prune_iters': ('UnitPruningHook', lambda h: h.prune_iters, [300, 600]),
+    'threshold': ('UnitPruningHook', lambda h: h.pruner.threshold, 0.05),
+    'lam': ('SensitivityStatisticsHook', lambda h: h.lam, 1.0),
+    'num_styles': ('SensitivityStatisticsHook', lambda h: h.num_styles, 3),
+    'stats_interval': ('SensitivityStatisticsHook', lambda h: h.interval, 25),
+    'sparsity': ('SensitivitySparsityHook', lambda h: h.s, 1e-2),
+    'stylized_ratio': ('StylePerturbationHook', lambda h: h.stylized_ratio, 0.25),
+    'ascent_steps': ('StylePerturbationHook', lambda h: h.ascent_steps, 2),
+}
+# Recipe knobs of the demo and where the Runner reads them.
+RECIPE_SETTINGS = {
+    'max_iters': (1600, ['train_cfg.max_iters', 'param_scheduler.0.end']),
+    'lr': (0.05, ['optim_wrapper.optimizer.lr']),
+    'batch_size': (4, ['train_dataloader.batch_size']),
+    'crop_size': ((64, 64), ['model.data_preprocessor.size',
+                             'train_dataloader.dataset.pipeline.4.crop_size']),
+}
+
+
+def _get(cfg, path):
+    node = cfg
+    for part in path.split('.'):
+        node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+    return node
+
+
+def _hook(cfg, hook_type):
+    hook_cfg = next(h for h in cfg.custom_hooks if h['type'] == hook_type)
+    return HOOKS.build(copy.deepcopy(hook_cfg))
+
+
+def _perturbed(value):
+    """A different value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 0.5 + 0.01
+    if isinstance(value, (list, tuple)):
+        return type(value)(_perturbed(v) for v in value)
+    if value is None:
+        return 0.05
+    if isinstance(value, str):
+        return value + '_x'
+    return None
+
+
+def _references():
+    pairs = []
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        for name in sorted(find_references(cfg)):
+            pairs.append((path, name))
+    return pairs
+
+
+@pytest.mark.parametrize('name', sorted(HOOK_SETTINGS))
+def test_documented_npdg_setting_overrides_the_hook(name):
+    hook_type, attr, value = HOOK_SETTINGS[name]
+    default = attr(_hook(load_config(NPDG_DEMO), hook_type))
+    changed = attr(_hook(load_config(NPDG_DEMO, {name: value}), hook_type))
+    assert default != value
+    assert changed == value
+
+
+@pytest.mark.parametrize('name', sorted(RECIPE_SETTINGS))
+def test_documented_recipe_setting_overrides_what_the_runner_reads(name):
+    value, paths = RECIPE_SETTINGS[name]
+    default = load_config(NPDG_DEMO)
+    changed = load_config(NPDG_DEMO, {name: value})
+    for path in paths:
+        assert _get(default, path) != _get(changed, path), path
+        assert tuple(_get(changed, path)) == value if isinstance(value, tuple) \
+            else _get(changed, path) == value, path
+
+
+@pytest.mark.parametrize('path,name', _references(),
+                         ids=lambda v: osp.relpath(v, ROOT) if osp.isabs(str(v)) else str(v))
+def test_every_referenced_setting_is_overridable(path, name):
+    """Any '${name}' in any shipped config follows the top-level value."""
+    original = Config.fromfile(path)
+    value = _perturbed(original[name])
+    if value is None:  # dicts (perturbation): covered by the AdvStyle config test
+        pytest.skip('dict setting')
+    cfg = load_config(path, {name: value})
+    used = find_references(Config.fromfile(path))[name]
+    assert used
+    for where in used:
+        got = _get(cfg, where)
+        assert (list(got) if isinstance(got, tuple) else got) == \
+            (list(value) if isinstance(value, tuple) else value), where
+    assert cfg[name] == value or list(cfg[name]) == list(value)
+
+
+def test_child_config_setting_reaches_inherited_hooks(tmp_path):
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = ['{NPDG_DEMO}']\nprune_ratio = 0.5\nlam = 0.9\n")
+    cfg = load_config(str(child))
+    assert _hook(cfg, 'UnitPruningHook').ratio == 0.5
+    assert _hook(cfg, 'SensitivityStatisticsHook').lam == 0.9
+
+
+def test_advstyle_configs_swap_only_the_perturbation():
+    for name in ('deeplab', 'segformer'):
+        dsp = load_config(osp.join(ROOT, 'configs', 'npdg', f'{name}_gta.py'))
+        adv = load_config(osp.join(ROOT, 'configs', 'npdg', f'{name}_gta_advstyle.py'))
+        style = [h for h in adv.custom_hooks if h['type'] == 'StylePerturbationHook']
+        assert style[0]['perturbation'] == dict(type='AdvStyle')
+        assert dsp.perturbation['type'] == 'DSP'
+        strip = [h for h in adv.custom_hooks if h['type'] != 'StylePerturbationHook']
+        assert strip == [h for h in dsp.custom_hooks if h['type'] != 'StylePerturbationHook']
+
+
+def test_override_nothing_reads_is_an_error_with_a_suggestion():
+    with pytest.raises(SettingsError, match=r"prune_ratoi.*Did you mean: prune_ratio"):
+        load_config(NPDG_DEMO, {'prune_ratoi': 0.5})
+    # a plain variable copied at parse time: names the places that use it
+    with pytest.raises(SettingsError, match=r"syn_targets.*val_dataloader\.dataset\.datasets"):
+        load_config(NPDG_DEMO, {'syn_targets.cityscapes.data_root': 'x'})
+    # the baseline has no pruning hook: nothing reads prune_ratio there
+    with pytest.raises(SettingsError, match="'prune_ratio'"):
+        load_config(osp.join(ROOT, 'configs', 'demo', 'deeplab_r18_synthetic.py'),
+                    {'prune_ratio': 0.5})
+
+
+@pytest.mark.parametrize('key,meant', [('custom_hook', 'custom_hooks'),
+                                       ('default_hook', 'default_hooks'),
+                                       ('optim_wraper', 'optim_wrapper'),
+                                       ('resume_from', 'resume=True'),
+                                       ('lr_config', 'param_scheduler')])
+def test_near_miss_top_level_key_is_an_error(tmp_path, key, meant):
+    bad = tmp_path / 'bad.py'
+    bad.write_text(f"_base_ = ['{NPDG_DEMO}']\n{key} = []\n")
+    with pytest.raises(SettingsError, match=rf"{key}.*{meant}"):
+        load_config(str(bad))
+
+
+def test_dangling_reference_names_the_key():
+    cfg = Config(dict(model=dict(size='${crop_sise}'), crop_size=(1, 2)))
+    with pytest.raises(SettingsError, match=r"'model\.size'.*crop_sise.*crop_size"):
+        resolve_settings(cfg)
+
+
+def test_shipped_configs_have_no_near_miss_keys():
+    for path in CONFIGS:
+        check_top_level_keys(Config.fromfile(path), source=path)
+
+
+def test_stock_runner_from_cfg_resolves_settings(tmp_path):
+    """mmseg's own tools: Config.fromfile + merge + Runner.from_cfg."""
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(NPDG_DEMO)
+    cfg.merge_from_dict({'prune_ratio': 0.5})
+    cfg.work_dir = str(tmp_path)
+    runner = Runner.from_cfg(cfg)
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'UnitPruningHook')
+    assert hook.ratio == 0.5
+    assert runner.cfg.custom_hooks[-2]['ratio'] == 0.5
+
+
+def test_cli_override_changes_the_run_and_is_recorded(workspace):
+    """tools/train.py --cfg-options prune_ratio=0.5 lam=1.0 prunes half; w == U."""
+    work = workspace / 'override'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), NPDG_DEMO, '--work-dir', str(work),
+         '--cfg-options', 'prune_ratio=0.5', 'lam=1.0', 'prune_iters=[2]', 'max_iters=3',
+         'stats_interval=1', 'batch_size=2', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+         'test_dataloader.num_workers=0', 'default_hooks.checkpoint.interval=3',
+         'custom_hooks.0.input_shape=[3,64,64]', 'custom_hooks.4.flops_shape=[3,64,64]',
+         'train_cfg.val_interval=100'],
+        cwd=workspace, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.load(open(work / 'pruning' / 'pruning_report.json'))
+    step = report['steps'][0]
+    assert step['removed'] == int(0.5 * step['total'])  # not the file's 0.3
+    assert report['settings']['ratio'] == 0.5
+    assert report['config_settings']['lam'] == 1.0
+    assert report['config_settings']['prune_ratio'] == 0.5
+    channel = [layer for layer in step['layers'] if 'w' in layer and layer['w']]
+    assert channel
+    for layer in channel:  # lam = 1: w is the unary term alone
+        assert layer['w'] == pytest.approx(layer['unary'], abs=1e-9)
+    dumped = Config.fromfile(str(work / osp.basename(NPDG_DEMO)))
+    pruning = [h for h in dumped.custom_hooks if h['type'] == 'UnitPruningHook']
+    assert pruning[0]['ratio'] == 0.5 and dumped.prune_ratio == 0.5
+
+
+def test_cli_unread_override_fails_before_training(workspace):
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), NPDG_DEMO, '--work-dir',
+         str(workspace / 'typo'), '--cfg-options', 'prune_ration=0.5'],
+        cwd=workspace, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'prune_ration' in proc.stderr and 'prune_ratio' in proc.stderr
+    assert not (workspace / 'typo').exists()
