@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -117,3 +118,58 @@ def test_killed_run_resumes_to_the_same_weights(workspace, monkeypatch):
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+
+def _hold_lock(work, tmp_path):
+    """A live process that holds ``work``'s lock, as a running training would."""
+    ready = tmp_path / 'ready'
+    code = ('import sys, time, pathlib; from npdg.utils.workdir_lock import WorkDirLock; '
+            f'lock = WorkDirLock({str(work)!r}).acquire(); '
+            f'pathlib.Path({str(ready)!r}).write_text("1"); time.sleep(120)')
+    proc = subprocess.Popen([sys.executable, '-c', code])
+    for _ in range(300):
+        if ready.exists():
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError('lock holder did not start')
+
+
+def test_second_run_into_a_busy_work_dir_refuses(workspace, tmp_path):
+    work = workspace / 'busy'
+    holder = _hold_lock(work, tmp_path)
+    try:
+        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMO_CFG,
+                               '--work-dir', str(work), '--cfg-options', 'max_iters=2', *FAST],
+                              cwd=workspace, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode != 0
+    assert f'PID {holder.pid}' in proc.stderr and 'in use by another run' in proc.stderr
+    assert not glob.glob(str(work / '*' / '*.log'))  # it wrote nothing there
+
+
+def test_lock_of_a_killed_run_is_taken_over(workspace, tmp_path):
+    """kill -9 leaves the lock file; its dead PID is detected and the run starts."""
+    from npdg.utils.workdir_lock import LOCK_NAME, WorkDirLock
+    work = workspace / 'stale'
+    holder = _hold_lock(work, tmp_path)
+    holder.kill()  # SIGKILL: no clean-up
+    holder.wait()
+    assert (work / LOCK_NAME).is_file()
+    with WorkDirLock(str(work)) as lock:
+        owner = json.load(open(work / LOCK_NAME))
+        assert lock.held and owner['pid'] == os.getpid()
+    assert not (work / LOCK_NAME).exists()  # released at the end
+
+
+def test_lock_is_released_so_resume_works(workspace):
+    from npdg.utils.workdir_lock import LOCK_NAME, WorkDirLock
+    work = workspace / 'reuse'
+    with WorkDirLock(str(work)):
+        with pytest.raises(RuntimeError, match='in use by another run'):
+            # the same process taking it twice through another object is refused too
+            WorkDirLock(str(work)).acquire()
+    assert not (work / LOCK_NAME).exists()
+    WorkDirLock(str(work)).acquire().release()

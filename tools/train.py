@@ -18,6 +18,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 from npdg.utils.config import add_common_args, ensure_hook, load_config  # noqa: E402
+from npdg.utils.workdir_lock import WorkDirLock  # noqa: E402
 
 
 def parse_args():
@@ -63,8 +64,11 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    # One run per work dir: a second run into it refuses to start (a crashed
+    # run's lock is detected by its dead PID and taken over).
+    with WorkDirLock(cfg.work_dir):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

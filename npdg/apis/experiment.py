@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.analysis.latency import segmentor_latency
 from npdg.utils.config import ensure_hook
+from npdg.utils.workdir_lock import WorkDirLock
 
 
 def train(cfg, work_dir):
@@ -30,7 +31,8 @@ def train(cfg, work_dir):
     ensure_hook(cfg, 'RNGStateHook')
     ensure_hook(cfg, 'PrunedCheckpointHook')
     torch.set_flush_denormal(True)  # denormal weights slow CPU training down
-    Runner.from_cfg(cfg).train()
+    with WorkDirLock(work_dir):
+        Runner.from_cfg(cfg).train()
     return final
 
 
