@@ -13,8 +13,14 @@ here, each only where it exists:
   With full mmcv installed nothing is touched.
 * **torch >= 2.6 loads with ``weights_only=True``.** mmengine 0.10.x calls
   ``torch.load`` without arguments, so ``resume`` and ``load_from`` fail on
-  ordinary MMEngine checkpoints. The local-file loader is re-registered to
-  load trusted local files with ``weights_only=False``.
+  ordinary MMEngine checkpoints. The local-file loader is re-registered with
+  npdg's trust model (:mod:`npdg.utils.checkpoint_io`): full unpickling only
+  for files npdg wrote (recorded when mmengine's ``save_checkpoint`` writes
+  them) or the user named; torch's safe loader for anything else.
+* **mmengine loads a pruned checkpoint partly.** ``_load_checkpoint_to_model``
+  is wrapped to rebuild a checkpoint's pruned structure first and load it
+  strictly, and ``Runner.register_hooks`` to add ``PrunedCheckpointHook``
+  where a config lacks it.
 
 * **mmengine 0.10.x cannot start CPU-only distributed runs.** Its PyTorch
   launcher calls ``torch.cuda.set_device`` unconditionally, which fails on a
@@ -130,24 +136,6 @@ def install_mmcv_ops_standin(force: bool = False) -> bool:
     return True
 
 
-def _load_trusted_local(filename, map_location=None):
-    """Load a local checkpoint with ``weights_only=False`` (trusted files).
-
-    Args:
-        filename (str): Path of the checkpoint file.
-        map_location (str, optional): Same as :func:`torch.load`.
-
-    Returns:
-        dict: The loaded checkpoint.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'Checkpoint file {filename!r} not found. Check the path given to '
-            '--resume/--checkpoint/load_from (or the work dir\'s last_checkpoint).')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 def torch_loads_weights_only() -> bool:
     """Return whether this torch defaults ``torch.load`` to ``weights_only``.
 
@@ -160,7 +148,11 @@ def torch_loads_weights_only() -> bool:
 
 
 def install_trusted_checkpoint_loader(force: bool = False) -> bool:
-    """Register the trusted local loader in mmengine where torch needs it.
+    """Register npdg's local loader (the trust model) in mmengine.
+
+    Under torch >= 2.6 mmengine's own loader cannot read MMEngine checkpoints;
+    npdg's unpickles fully only files npdg wrote or the user named
+    (:mod:`npdg.utils.checkpoint_io`) and uses torch's safe loader otherwise.
 
     Args:
         force (bool): Register even on older torch (tests only).
@@ -171,9 +163,100 @@ def install_trusted_checkpoint_loader(force: bool = False) -> bool:
     if not (force or torch_loads_weights_only()):
         return False
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=_load_trusted_local, force=True)
+
+    from npdg.utils.checkpoint_io import load_from_local
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     return True
+
+
+def _wrap(module, name, make):
+    """Replace ``module.name`` by ``make(original)`` once (idempotent)."""
+    original = getattr(module, name)
+    if getattr(original, '__npdg_wrapped__', False):
+        return False
+    wrapper = make(original)
+    wrapper.__npdg_wrapped__ = True
+    wrapper.__wrapped__ = original
+    wrapper.__doc__ = original.__doc__
+    setattr(module, name, wrapper)
+    return True
+
+
+def install_checkpoint_recording() -> bool:
+    """Record every local checkpoint mmengine saves as written by npdg.
+
+    Wraps ``mmengine.runner.checkpoint.save_checkpoint`` (and the name the
+    Runner imported) so that, after a local save, the file's SHA-256 goes to
+    ``.npdg_trusted.json`` beside it (:func:`npdg.utils.checkpoint_io.
+    record_trusted`). Checked against mmengine 0.10.x.
+
+    Returns:
+        bool: True when installed now.
+    """
+    from mmengine.runner import checkpoint as ckpt_module
+    from mmengine.runner import runner as runner_module
+
+    def make(original):
+        def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
+            original(checkpoint, filename, file_client_args=file_client_args,
+                     backend_args=backend_args)
+            if '://' not in str(filename) and osp.isfile(filename):
+                from npdg.utils.checkpoint_io import record_trusted
+                record_trusted(filename)
+        return save_checkpoint
+
+    done = _wrap(ckpt_module, 'save_checkpoint', make)
+    runner_module.save_checkpoint = ckpt_module.save_checkpoint
+    return done
+
+
+def install_pruned_checkpoint_loading() -> bool:
+    """Rebuild a checkpoint's pruned structure wherever mmengine loads weights.
+
+    Two wrappers, so that no config that imports npdg can evaluate a pruned
+    checkpoint half-random:
+
+    * ``_load_checkpoint_to_model`` (``load_checkpoint``, ``Runner.
+      load_checkpoint``, mmseg's ``init_model``): a checkpoint that carries
+      ``meta.npdg_structure`` resizes the model to it first and must then
+      match exactly (any shape or key mismatch is an error);
+    * ``Runner.register_hooks``: a Runner without ``PrunedCheckpointHook``
+      gets one (``check_unstructured=False``: checkpoints without a structure
+      keep mmengine's behaviour), so a training run also re-points its
+      optimizer, schedulers, DDP and EMA at a resized model.
+
+    Checked against mmengine 0.10.x.
+
+    Returns:
+        bool: True when installed now.
+    """
+    from mmengine.runner import Runner
+    from mmengine.runner import checkpoint as ckpt_module
+    from mmengine.runner import runner as runner_module
+
+    def make_loader(original):
+        def _load_checkpoint_to_model(model, checkpoint, strict=False, logger=None,
+                                      revise_keys=[(r'^module\.', '')]):
+            from npdg.pruning.structure import fit_model_to_checkpoint, get_structure
+            if get_structure(checkpoint) is not None:
+                fit_model_to_checkpoint(model, checkpoint, strict=True)
+                strict = True
+            return original(model, checkpoint, strict, logger, revise_keys)
+        return _load_checkpoint_to_model
+
+    done = _wrap(ckpt_module, '_load_checkpoint_to_model', make_loader)
+    runner_module._load_checkpoint_to_model = ckpt_module._load_checkpoint_to_model
+
+    def make_register(original):
+        def register_hooks(self, default_hooks=None, custom_hooks=None):
+            original(self, default_hooks, custom_hooks)
+            from npdg.hooks.pruned_checkpoint_hook import PrunedCheckpointHook
+            if not any(isinstance(h, PrunedCheckpointHook) for h in self._hooks):
+                self.register_hook(PrunedCheckpointHook(check_unstructured=False))
+        return register_hooks
+
+    _wrap(Runner, 'register_hooks', make_register)
+    return done
 
 
 def _init_dist_pytorch_cpu(backend='gloo', init_backend='torch', **kwargs):
@@ -237,5 +320,7 @@ def apply() -> None:
     """Apply every shim that this environment needs (idempotent)."""
     install_mmcv_ops_standin()
     install_trusted_checkpoint_loader()
+    install_checkpoint_recording()
+    install_pruned_checkpoint_loading()
     install_cpu_distributed_launcher()
     install_settings_resolution()

@@ -134,3 +134,31 @@ def workspace(tmp_path_factory):
     prepare_synthetic_domains(str(root / 'data' / 'synthetic'), seed=1, nproc=1,
                               num_images=TINY, gta_size_mismatches=1)
     return root
+
+
+@pytest.fixture(scope='session')
+def npdg_demo_run(workspace):
+    """tools/train.py on the NPDG demo config, 3 iterations, pruned after 2.
+
+    The NPDG settings are overridden from the command line (prune_ratio=0.5,
+    lam=1.0, ...), as a user sweeping them would. Returns the work dir
+    (``iter_3.pth`` is the pruned checkpoint).
+    """
+    import os.path as osp
+    import subprocess
+    import sys
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    work = workspace / 'npdg_demo_run'
+    proc = subprocess.run(
+        [sys.executable, osp.join(root, 'tools', 'train.py'),
+         osp.join(root, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py'),
+         '--work-dir', str(work),
+         '--cfg-options', 'prune_ratio=0.5', 'lam=1.0', 'prune_iters=[2]', 'max_iters=3',
+         'stats_interval=1', 'batch_size=2', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+         'test_dataloader.num_workers=0', 'default_hooks.checkpoint.interval=3',
+         'custom_hooks.0.input_shape=[3,64,64]', 'custom_hooks.4.flops_shape=[3,64,64]',
+         'train_cfg.val_interval=100'],
+        cwd=workspace, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work

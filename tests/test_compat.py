@@ -80,19 +80,57 @@ def test_sigmoid_focal_loss_matches_mmseg_reference(gamma, alpha):
                          ref.mean(), atol=1e-6)
 
 
-def test_trusted_loader_reads_mmengine_checkpoints(tmp_path):
+def _mmengine_like_checkpoint():
     from mmengine.logging import HistoryBuffer
-    from mmengine.runner.checkpoint import CheckpointLoader
+    return dict(state_dict=dict(w=torch.arange(3.0)),
+                message_hub=dict(buf=HistoryBuffer([1.0, 2.0], [1, 1])),
+                meta=dict(arr=np.arange(4)))
+
+
+def test_loader_reads_checkpoints_npdg_wrote(tmp_path):
+    """mmengine's save_checkpoint (CheckpointHook) records what it writes."""
+    from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
     path = tmp_path / 'ckpt.pth'
-    torch.save(dict(state_dict=dict(w=torch.arange(3.0)),
-                    message_hub=dict(buf=HistoryBuffer([1.0, 2.0], [1, 1])),
-                    meta=dict(arr=np.arange(4))), path)
+    save_checkpoint(_mmengine_like_checkpoint(), str(path))
     if compat.torch_loads_weights_only():
         with pytest.raises(Exception):
             torch.load(path)  # the default refuses non-tensor globals
     ckpt = CheckpointLoader.load_checkpoint(str(path))
     assert torch.equal(ckpt['state_dict']['w'], torch.arange(3.0))
     assert np.array_equal(ckpt['meta']['arr'], np.arange(4))
+
+
+def test_loader_refuses_untrusted_pickles_until_named(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from npdg.utils.checkpoint_io import TRUST_ENV, UntrustedCheckpointError, record_trusted
+    path = tmp_path / 'foreign.pth'
+    torch.save(_mmengine_like_checkpoint(), path)  # not written through npdg
+    with pytest.raises(UntrustedCheckpointError, match=r'foreign\.pth.*HistoryBuffer.*' + TRUST_ENV):
+        CheckpointLoader.load_checkpoint(str(path))
+    monkeypatch.setenv(TRUST_ENV, str(tmp_path))  # a folder the user vouches for
+    assert torch.equal(CheckpointLoader.load_checkpoint(str(path))['state_dict']['w'],
+                       torch.arange(3.0))
+    monkeypatch.delenv(TRUST_ENV)
+    record_trusted(str(path))  # tools/trust_checkpoint.py
+    CheckpointLoader.load_checkpoint(str(path))
+    torch.save(dict(_mmengine_like_checkpoint(), extra=1), path)  # content changed
+    with pytest.raises(UntrustedCheckpointError):
+        CheckpointLoader.load_checkpoint(str(path))
+
+
+def test_loader_reads_plain_weights_safely(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    path = tmp_path / 'resnet.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), meta=dict(epoch=3)), path)
+    assert CheckpointLoader.load_checkpoint(str(path))['meta']['epoch'] == 3
+
+
+def test_loader_name_is_logged_whole(tmp_path, capsys):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    path = tmp_path / 'w.pth'
+    torch.save(dict(w=torch.ones(1)), path)
+    CheckpointLoader.load_checkpoint(str(path), logger=None)
+    assert 'Loads checkpoint by local backend' in capsys.readouterr().out
 
 
 def test_trusted_loader_names_missing_file(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import npdg  # noqa: F401
+from npdg.utils.checkpoint_io import load_from_local
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -86,7 +87,7 @@ def test_drop_in_stock_mmseg_config_trains_and_prunes(arch, workspace, tmp_path,
         # mmseg's packed attention was swapped for per-head attention: heads are units
         heads = [l for l in report['steps'][0]['layers'] if l['kind'] == 'head']
         assert sorted({l['units_before'] for l in heads}) == [2, 5, 8]
-    ckpt = torch.load(tmp_path / 'work' / 'iter_3.pth', weights_only=False)
+    ckpt = load_from_local(str(tmp_path / 'work' / 'iter_3.pth'))
     assert 'npdg_structure' in ckpt['meta']
 
 

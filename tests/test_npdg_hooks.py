@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import npdg  # noqa: F401
+from npdg.utils.checkpoint_io import load_from_local
 from mmseg.registry import HOOKS
 from npdg.hooks import (SensitivitySparsityHook, SensitivityStatisticsHook,
                         StylePerturbationHook, UnitPruningHook)
@@ -250,8 +251,8 @@ def test_resume_before_the_prune_reaches_the_same_model(tmp_path):
     resumed = cfg(tmp_path / 'cut')
     resumed.resume = True
     Runner.from_cfg(resumed).train()
-    a = torch.load(tmp_path / 'full' / 'iter_6.pth', weights_only=False)
-    b = torch.load(tmp_path / 'cut' / 'iter_6.pth', weights_only=False)
+    a = load_from_local(str(tmp_path / 'full' / 'iter_6.pth'))
+    b = load_from_local(str(tmp_path / 'cut' / 'iter_6.pth'))
     assert a['meta']['npdg_structure'] == b['meta']['npdg_structure']
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key

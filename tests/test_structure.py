@@ -1,5 +1,6 @@
 """Pruned checkpoints carry their structure: rebuild, strict load, export."""
 import copy
+import pickle
 import importlib.util
 import json
 import os
@@ -28,6 +29,7 @@ from npdg.pruning import (STRUCTURE_KEY, add_structure, apply_structure,
                           capture_structure, check_state_dict_matches,
                           get_structure, load_pruned_checkpoint)
 from npdg.utils.model import build_segmentor
+from npdg.utils.checkpoint_io import GUARD_KEY, PrunedCheckpointError, load_from_local
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NORM = dict(type='BN', requires_grad=True)
@@ -453,7 +455,7 @@ def single_process_group(monkeypatch):
 def test_resume_pruned_checkpoint_with_momentum(deeplab_pair, cityscapes, run_a, ddp,
                                                 tmp_path, request):
     _, pruned = deeplab_pair
-    ckpt2 = torch.load(run_a['iter2'], weights_only=False)
+    ckpt2 = load_from_local(str(run_a['iter2']))
     assert get_structure(ckpt2)['shapes'] == capture_structure(pruned)['shapes']
     momenta = [s['momentum_buffer'] for s in ckpt2['optimizer']['state'].values()]
     assert len(momenta) == len(list(pruned.parameters()))
@@ -478,7 +480,7 @@ def test_resume_pruned_checkpoint_with_momentum(deeplab_pair, cityscapes, run_a,
     in_opt = {id(p) for g in runner_b.optim_wrapper.optimizer.param_groups for p in g['params']}
     assert in_opt == {id(p) for p in model_b.parameters()}
     # bit-exact the weights of the uninterrupted run: momentum and LR were restored
-    final_a = torch.load(run_a['iter4'], weights_only=False)['state_dict']
+    final_a = load_from_local(str(run_a['iter4']))['state_dict']
     for key, value in model_b.state_dict().items():
         assert torch.equal(value, final_a[key]), key
     assert runner_b.optim_wrapper.get_lr()['lr'] == run_a['lr']
@@ -533,8 +535,14 @@ def test_export_round_trip_and_stock_mmseg_test(deeplab_pair, cityscapes, tmp_pa
     slim_path = out / 'tiny_deeplab_iter_8_slim.pth'
     cfg_out = out / 'tiny_deeplab_iter_8_config.py'
 
-    slim = torch.load(slim_path, weights_only=True)
-    assert set(slim) == {'meta', 'state_dict'}
+    # a tool that never imported npdg: torch's safe loader refuses it, loudly
+    with pytest.raises(pickle.UnpicklingError, match='npdg'):
+        torch.load(slim_path, weights_only=True)
+    # ... and so does full unpickling outside npdg's loader
+    with pytest.raises(PrunedCheckpointError, match="custom_imports"):
+        torch.load(slim_path, weights_only=False)
+    slim = load_from_local(str(slim_path))  # npdg wrote it: trusted
+    assert set(slim) == {'meta', 'state_dict', GUARD_KEY}
     assert STRUCTURE_KEY in slim['meta'] and slim['meta']['iter'] == 8
     assert 'cfg' not in slim['meta'] and slim['meta']['dataset_meta']['classes'][0] == 'c0'
     exported = Config.fromfile(str(cfg_out))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import npdg  # noqa: F401
+from npdg.utils.checkpoint_io import load_from_local
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'deeplab_r18_synthetic.py')
@@ -113,8 +114,8 @@ def test_killed_run_resumes_to_the_same_weights(workspace, monkeypatch):
     cfg = _runner_cfg(workspace / 'crash', 6)
     cfg.resume = True
     Runner.from_cfg(cfg).train()
-    full = torch.load(workspace / 'full' / 'iter_6.pth', weights_only=False)['state_dict']
-    resumed = torch.load(workspace / 'crash' / 'iter_6.pth', weights_only=False)['state_dict']
+    full = load_from_local(str(workspace / 'full' / 'iter_6.pth'))['state_dict']
+    resumed = load_from_local(str(workspace / 'crash' / 'iter_6.pth'))['state_dict']
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
@@ -173,3 +174,54 @@ def test_lock_is_released_so_resume_works(workspace):
             WorkDirLock(str(work)).acquire()
     assert not (work / LOCK_NAME).exists()
     WorkDirLock(str(work)).acquire().release()
+
+
+def _stock_mmseg_tool(name):
+    import mmseg
+    return osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', name)
+
+
+def test_stock_test_tool_rebuilds_a_pruned_checkpoint_under_a_plain_config(npdg_demo_run,
+                                                                           workspace):
+    """mmseg's own tools/test.py + the *baseline* config (imports npdg, no
+    PrunedCheckpointHook) + an NPDG checkpoint: rebuilt and loaded strictly,
+    pruned FLOPs reported; never 'size mismatch'."""
+    ckpt = npdg_demo_run / 'iter_3.pth'
+    proc = subprocess.run(
+        [sys.executable, _stock_mmseg_tool('test.py'), DEMO_CFG, str(ckpt),
+         '--work-dir', str(workspace / 'stock_test'), '--cfg-options', *FAST[3:]],
+        cwd=workspace, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert 'size mismatch' not in log and 'missing keys' not in log
+    assert "applied the checkpoint's pruned structure" in log
+    metrics = json.load(open(glob.glob(str(workspace / 'stock_test' / '*' / '*.json'))[0]))
+    report = json.load(open(npdg_demo_run / 'pruning' / 'pruning_report.json'))
+    unpruned = report['steps'][0]['gflops_before'] * (128 * 256) / (64 * 64)
+    assert metrics['gflops'] < 0.8 * unpruned  # the pruned model was evaluated
+
+
+def test_init_model_api_rebuilds_a_pruned_checkpoint(npdg_demo_run):
+    """mmseg.apis.init_model with a config importing npdg: the pruned weights, exactly."""
+    from mmseg.apis import init_model
+    ckpt = npdg_demo_run / 'iter_3.pth'
+    model = init_model(DEMO_CFG, str(ckpt), device='cpu')
+    saved = load_from_local(str(ckpt))['state_dict']
+    state = model.state_dict()
+    assert saved.keys() == state.keys()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())
+
+
+@pytest.mark.parametrize('weights_only', [True, False])
+def test_pruned_checkpoint_fails_loudly_without_npdg(npdg_demo_run, weights_only):
+    """A process that never imported npdg cannot half-load an npdg pruned checkpoint."""
+    code = ('import sys, torch; '
+            f'torch.load({str(npdg_demo_run / "iter_3.pth")!r}, weights_only={weights_only}); '
+            'print("LOADED")')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120, cwd='/')
+    assert proc.returncode != 0 and 'LOADED' not in proc.stdout
+    assert 'npdg' in proc.stderr
+    if not weights_only:
+        assert 'structurally pruned npdg model' in proc.stderr

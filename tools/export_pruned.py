@@ -25,12 +25,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import npdg  # noqa: E402,F401
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner.checkpoint import weights_to_cpu  # noqa: E402
 
 from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E402
                                     load_pruned_checkpoint)
+from npdg.utils.checkpoint_io import GUARD_KEY, PrunedModelGuard, save_trusted  # noqa: E402
+from npdg.utils.config import load_config  # noqa: E402
 from npdg.utils.model import build_segmentor  # noqa: E402
 
 KEEP_HOOKS = ('ModelComplexityHook', )
@@ -139,12 +140,15 @@ def export_config(cfg):
     return cfg
 
 
-def slim_checkpoint(model, checkpoint):
+def slim_checkpoint(model, checkpoint, built_shapes=None):
     """``state_dict`` + ``meta`` (structure, dataset_meta) of a loaded model.
 
     Args:
         model (nn.Module): The model, loaded from ``checkpoint``.
         checkpoint (dict): The checkpoint as read.
+        built_shapes (dict, optional): ``{key: shape}`` of the model as its
+            config builds it; when the loaded model differs, the slim
+            checkpoint carries the pruned-model guard.
 
     Returns:
         dict: The slim checkpoint.
@@ -153,7 +157,12 @@ def slim_checkpoint(model, checkpoint):
     meta = {k: v for k, v in source_meta.items() if k not in DROPPED_META}
     meta[STRUCTURE_KEY] = capture_structure(model)
     meta['npdg_version'] = npdg.__version__
-    return dict(meta=meta, state_dict=weights_to_cpu(model.state_dict()))
+    state = weights_to_cpu(model.state_dict())
+    slim = dict(meta=meta, state_dict=state)
+    if built_shapes is not None and \
+            {k: tuple(v.shape) for k, v in state.items()} != built_shapes:
+        slim = {GUARD_KEY: PrunedModelGuard(), **slim}  # first: loaders stop on it
+    return slim
 
 
 def export(config, checkpoint, out_dir, name=None, cfg_options=None):
@@ -172,10 +181,11 @@ def export(config, checkpoint, out_dir, name=None, cfg_options=None):
     for path in (config, checkpoint):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{path!r} does not exist.')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
+    cfg.pop('launcher', None)
+    cfg.pop('work_dir', None)
     model = build_segmentor(cfg)
+    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     ckpt = load_pruned_checkpoint(model, checkpoint, strict=True)
     if name is None:
         name = '_'.join(osp.splitext(osp.basename(p))[0]
@@ -183,7 +193,7 @@ def export(config, checkpoint, out_dir, name=None, cfg_options=None):
     os.makedirs(out_dir, exist_ok=True)
     ckpt_path = osp.join(out_dir, f'{name}_slim.pth')
     cfg_path = osp.join(out_dir, f'{name}_config.py')
-    torch.save(slim_checkpoint(model, ckpt), ckpt_path)
+    save_trusted(slim_checkpoint(model, ckpt, built), ckpt_path)
     export_config(cfg).dump(cfg_path)
     return ckpt_path, cfg_path
 

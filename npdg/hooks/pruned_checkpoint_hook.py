@@ -4,8 +4,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 
 from mmseg.registry import HOOKS
-from ..pruning.structure import (add_structure, apply_structure,
-                                 check_state_dict_matches, get_structure)
+from ..pruning.structure import add_structure, fit_model_to_checkpoint
+from ..utils.checkpoint_io import GUARD_KEY, PrunedModelGuard
 
 
 def _optimizer_built(runner):
@@ -50,26 +50,57 @@ class PrunedCheckpointHook(Hook):
     In val/test a DDP wrapper is kept: its ``val_step``/``test_step`` call
     the inner module directly and never use the stale reducer.
 
+    When the saved model's tensors differ from the ones its config built
+    (pruned, or attention converted), the checkpoint also carries a
+    :class:`npdg.utils.checkpoint_io.PrunedModelGuard`, so that tools that
+    never import npdg fail loudly instead of loading it partly.
+
     Args:
         strict (bool): Whether missing/unexpected keys are errors too (shape
             mismatches always are). Defaults to True.
+        check_unstructured (bool): Whether checkpoints without a structure
+            are checked too. Defaults to True; npdg adds this hook with False
+            to Runners whose config lacks it (mmengine's lenient loading then
+            stays for plain checkpoints, e.g. fine-tuning to other classes).
         priority (int | str): Hook priority. Defaults to ``'VERY_HIGH'`` so
             the model is resized before other hooks (e.g. ``EMAHook``) load
             weights into it.
     """
 
-    def __init__(self, strict=True, priority='VERY_HIGH'):
+    def __init__(self, strict=True, check_unstructured=True, priority='VERY_HIGH'):
         self.strict = strict
+        self.check_unstructured = check_unstructured
         self.priority = priority
+        self._built_shapes = None
+
+    @staticmethod
+    def _shapes(runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    def before_run(self, runner):
+        """Remember the tensors of the model as its config built it.
+
+        Args:
+            runner (Runner): The runner (before any checkpoint is loaded).
+        """
+        if self._built_shapes is None:
+            self._built_shapes = self._shapes(runner)
 
     def before_save_checkpoint(self, runner, checkpoint):
-        """Add the structure of ``runner.model`` to the checkpoint's meta.
+        """Add the structure (and, for a changed model, the guard) to the checkpoint.
 
         Args:
             runner (Runner): The runner.
             checkpoint (dict): The checkpoint about to be saved.
         """
         add_structure(checkpoint, runner.model)
+        if self._built_shapes is not None and self._shapes(runner) != self._built_shapes:
+            # First in the file, so that any loader without npdg stops on it.
+            items = [(k, v) for k, v in checkpoint.items() if k != GUARD_KEY]
+            checkpoint.clear()
+            checkpoint[GUARD_KEY] = PrunedModelGuard()
+            checkpoint.update(items)
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Resize the model to the checkpoint's structure; check strictly.
@@ -84,17 +115,12 @@ class PrunedCheckpointHook(Hook):
         """
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        structure = get_structure(checkpoint)
-        if structure is not None:
-            old_params = dict(model.named_parameters())
-            change = apply_structure(model, structure)
-            if change['converted'] or change['resized']:
-                self._log_change(runner, change)
-                self._sync_runner(runner, change, old_params)
-                model = runner.model.module if is_model_wrapper(
-                    runner.model) else runner.model
-        check_state_dict_matches(model, checkpoint, strict=self.strict,
-                                 has_structure=structure is not None)
+        old_params = dict(model.named_parameters())
+        change = fit_model_to_checkpoint(model, checkpoint, strict=self.strict,
+                                         check_unstructured=self.check_unstructured)
+        if change is not None and (change['converted'] or change['resized']):
+            self._log_change(runner, change)
+            self._sync_runner(runner, change, old_params)
 
     @staticmethod
     def _log_change(runner, change):

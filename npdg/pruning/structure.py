@@ -505,6 +505,33 @@ def check_state_dict_matches(model, state_dict, strict=True,
             _format_mismatch(diff, _mismatch_hint(diff, has_structure)))
 
 
+def fit_model_to_checkpoint(model, checkpoint, strict=True, check_unstructured=True):
+    """Resize ``model`` to a checkpoint's structure (if any) and check it matches.
+
+    Args:
+        model (nn.Module): The model that will load the weights (changed in place).
+        checkpoint (dict): The checkpoint as read.
+        strict (bool): Whether missing/unexpected keys are errors (shape
+            mismatches always are).
+        check_unstructured (bool): Whether to check a checkpoint that carries
+            no structure too (False keeps mmengine's lenient loading there).
+
+    Returns:
+        dict | None: ``apply_structure``'s change record, or None when the
+        checkpoint carries no structure.
+
+    Raises:
+        RuntimeError: On any mismatch that remains.
+    """
+    bare = _unwrap(model)
+    structure = get_structure(checkpoint)
+    change = apply_structure(bare, structure) if structure is not None else None
+    if structure is not None or check_unstructured:
+        check_state_dict_matches(bare, checkpoint, strict=strict,
+                                 has_structure=structure is not None)
+    return change
+
+
 def load_pruned_checkpoint(model, checkpoint, strict=True,
                            map_location='cpu'):
     """Apply a checkpoint's structure, check it strictly, load its weights.
@@ -525,11 +552,7 @@ def load_pruned_checkpoint(model, checkpoint, strict=True,
     if isinstance(checkpoint, str):
         checkpoint = _load_checkpoint(checkpoint, map_location=map_location)
     bare = _unwrap(model)
-    structure = get_structure(checkpoint)
-    if structure is not None:
-        apply_structure(bare, structure)
-    check_state_dict_matches(bare, checkpoint, strict=strict,
-                             has_structure=structure is not None)
+    fit_model_to_checkpoint(bare, checkpoint, strict=strict)
     _load_checkpoint_to_model(bare, checkpoint, strict=strict)
     return checkpoint
 
@@ -538,5 +561,6 @@ __all__ = [
     'STRUCTURE_KEY', 'STRUCTURE_VERSION', 'capture_structure',
     'apply_structure', 'add_structure', 'get_structure',
     'check_state_dict_matches', 'compare_state_dict',
-    'checkpoint_state_dict', 'load_pruned_checkpoint', 'module_kind'
+    'checkpoint_state_dict', 'fit_model_to_checkpoint', 'load_pruned_checkpoint',
+    'module_kind'
 ]

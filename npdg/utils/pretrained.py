@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 import torch
 from mmengine.runner import checkpoint as mme_ckpt
 
+from .checkpoint_io import load_from_local
+
 ENV_DIR = 'NPDG_PRETRAINED_DIR'
 ENV_OFFLINE = 'NPDG_OFFLINE'
 DEFAULT_DIR = 'checkpoints'
@@ -106,8 +108,7 @@ def load_remote_or_local(name, map_location=None):
     tried = local_candidates(osp.basename(urlparse(url).path))
     for path in tried:
         if osp.isfile(path):
-            return torch.load(path, map_location=map_location,
-                              weights_only=False)
+            return load_from_local(path, map_location=map_location)
     if os.environ.get(ENV_OFFLINE, '0') not in ('', '0'):
         raise PretrainedWeightsNotFound(missing_message(name, url, tried, None))
     try:
