@@ -225,3 +225,20 @@ def test_pruned_checkpoint_fails_loudly_without_npdg(npdg_demo_run, weights_only
     assert 'npdg' in proc.stderr
     if not weights_only:
         assert 'structurally pruned npdg model' in proc.stderr
+
+
+def test_test_tool_out_and_tta(npdg_demo_run, workspace):
+    """--out saves every target's predictions; --tta runs on the project configs."""
+    out = workspace / 'preds'
+    log = run_tool([osp.join(ROOT, 'tools', 'test.py'), DEMO_CFG,
+                    str(npdg_demo_run / 'iter_3.pth'), '--work-dir', str(workspace / 'w_out'),
+                    '--out', str(out), '--tta', '--cfg-options', *FAST[3:]], cwd=workspace)
+    assert 'mIoU' in log
+    for target in ('cityscapes', 'bdd100k', 'mapillary'):
+        files = sorted((out / target).glob('*.png'))
+        assert files, target
+        from PIL import Image
+        import numpy as np
+        pred = np.asarray(Image.open(files[0]))
+        assert pred.ndim == 2 and pred.max() < 19
+    assert "type='SegTTAModel'" in log and "type='TestTimeAug'" in log

@@ -63,6 +63,11 @@ def main():
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:
+        missing = [k for k in ('tta_pipeline', 'tta_model') if k not in cfg]
+        if missing:
+            raise KeyError(f'--tta needs {" and ".join(missing)} in {args.config} (see '
+                           'configs/_base_/default_runtime.py for both).')
+        # MultiTargetDataset applies it to every target.
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

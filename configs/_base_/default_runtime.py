@@ -21,3 +21,18 @@ tta_model = dict(type='SegTTAModel')
 custom_hooks = [
     dict(type='ModelComplexityHook', input_shape=(3, 512, 1024), on_val=False, on_test=True),
 ]
+# Test-time augmentation (tools/test.py --tta): each target's images at six scales
+# x two flips, softmax averaged by SegTTAModel; labels stay at their own resolution.
+# MultiTargetDataset applies this one pipeline to every target.
+tta_img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in tta_img_ratios],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='CheckSegSample', num_classes=19)],
+        [dict(type='PackSegInputs')],
+    ]),
+]

@@ -14,17 +14,21 @@ import torch.nn as nn
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """Return the bare model inside DDP / ``MMDistributedDataParallel``.
+    """Return the bare model inside its wrappers (the one unwrap of npdg).
+
+    Unwraps DP/DDP, mmengine's model wrappers (``MMDistributedDataParallel``)
+    and test-time-augmentation models (``SegTTAModel``: ``tools/test.py
+    --tta``), however nested.
 
     Args:
-        model (nn.Module): A model, possibly wrapped by a model wrapper.
+        model (nn.Module): A model, possibly wrapped.
 
     Returns:
-        nn.Module: ``model.module`` for wrappers, else ``model``.
+        nn.Module: The bare model.
     """
-    from mmengine.model import is_model_wrapper
+    from mmengine.model import BaseTTAModel, is_model_wrapper
     while is_model_wrapper(model) or isinstance(
-            model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model, (nn.DataParallel, nn.parallel.DistributedDataParallel, BaseTTAModel)):
         model = model.module
     return model
 

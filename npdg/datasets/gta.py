@@ -20,6 +20,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .label_maps import cityscapes_metainfo
+from .sample_errors import NamedSampleErrors
 
 GTA_CONVERTER = 'python tools/dataset_converters/gta.py'
 
@@ -142,7 +143,7 @@ def _strip_suffix(name: str, suffix: str) -> str:
 
 
 @DATASETS.register_module()
-class GTA5Dataset(BaseSegDataset):
+class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
     """GTA5 with labels converted to the 19 Cityscapes train ids.
 
     Args:

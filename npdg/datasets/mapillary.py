@@ -21,6 +21,7 @@ from mmseg.registry import DATASETS
 from .gta import check_labels_exist, check_not_empty, require_folder
 from .label_maps import (check_mapillary_mapping_name, cityscapes_metainfo,
                          mapillary_id_to_train_id)
+from .sample_errors import NamedSampleErrors
 
 MAPILLARY_CONVERTER = 'python tools/dataset_converters/mapillary.py'
 MAPPING_FILE = 'mapping.json'
@@ -79,7 +80,7 @@ def check_mapping_file(label_dir: str, mapping: str, hint: str) -> None:
 
 
 @DATASETS.register_module()
-class Mapillary19Dataset(BaseSegDataset):
+class Mapillary19Dataset(NamedSampleErrors, BaseSegDataset):
     """Mapillary Vistas v1.2 with labels mapped to the 19 train ids.
 
     Args:

@@ -21,7 +21,9 @@ Example config::
     val_evaluator = dict(type='MultiTargetIoUMetric',
                          targets=['cityscapes', 'bdd100k', 'mapillary'])
 """
+import copy
 import inspect
+import os.path as osp
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import (Dict, Iterator, List, Mapping, Optional, Sequence,
@@ -33,8 +35,13 @@ from mmengine.registry import DefaultScope
 
 from mmseg.registry import DATASETS
 
+from .gta import check_labels_exist
+from .sample_errors import sample_error
+
 #: Metainfo key of a data sample that names its target dataset.
 TARGET_KEY = 'dg_target'
+#: Dataset metainfo key listing the target names, in order.
+TARGETS_KEY = 'dg_targets'
 
 
 def _pair_names(datasets, names) -> List[tuple]:
@@ -137,18 +144,21 @@ def _mmseg_scope() -> Iterator[None]:
         yield
 
 
-def _build(name: str, dataset):
+def _build(name: str, dataset, pipeline=None):
     """Build one target dataset from a config (or take an instance).
 
     Args:
         name (str): Target name (for error messages).
         dataset (dict | Dataset): Config for mmseg's DATASETS or a dataset.
+        pipeline (list, optional): Replaces the target's own pipeline.
 
     Returns:
         Dataset: The built dataset.
     """
     if isinstance(dataset, Mapping):
         cfg = dict(dataset)
+        if pipeline is not None:
+            cfg['pipeline'] = copy.deepcopy(list(pipeline))
         with _mmseg_scope():
             if _accepts_lazy_init(cfg['type']):
                 # Load in full_init, where an empty target gets a clear error.
@@ -162,6 +172,10 @@ def _build(name: str, dataset):
                     f"{cfg.get('data_prefix')!r}): {err}. Check the dataset "
                     'layout (docs: data) or fix the paths in the config.'
                 ) from err
+    if pipeline is not None and hasattr(dataset, 'pipeline'):
+        from mmengine.dataset import Compose
+        with _mmseg_scope():
+            dataset.pipeline = Compose(copy.deepcopy(list(pipeline)))
     if not hasattr(dataset, 'metainfo'):
         raise TypeError(
             f'MultiTargetDataset: target {name!r} must be a dataset config '
@@ -251,6 +265,37 @@ def init_target(name: str, dataset) -> None:
         raise
     if len(dataset) == 0:
         raise _empty_error(name, dataset)
+    check_target_labels(name, dataset)
+
+
+def check_target_labels(name: str, dataset) -> None:
+    """Check that every label file of a target exists (at start-up).
+
+    Without this, unconverted labels (e.g. Cityscapes ``*_labelIds.png`` only)
+    are found at the first validation, after hours of training.
+
+    Args:
+        name (str): Target name.
+        dataset: A fully initialised target dataset.
+
+    Raises:
+        FileNotFoundError: Naming the target, the missing files and the fix.
+    """
+    try:
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    except Exception:  # noqa: BLE001 - not an mmengine dataset: nothing to check
+        return
+    hint = (f'Target {name!r} ({type(dataset).__name__}, {_describe(dataset)}): run the '
+            'converter for this dataset (python tools/dataset_converters/<dataset>.py ROOT) '
+            'or fix data_root/data_prefix/seg_map_suffix in the config.')
+    paths = [i.get('seg_map_path') for i in infos if i.get('seg_map_path')]
+    if paths and paths[0].endswith('_labelTrainIds.png') and \
+            osp.isfile(paths[0].replace('_labelTrainIds.png', '_labelIds.png')) and \
+            not osp.isfile(paths[0]):
+        hint = (f'Target {name!r}: only the raw *_labelIds.png labels are there; they hold '
+                'label ids, not train ids. Convert them first: python '
+                f'tools/dataset_converters/cityscapes.py {getattr(dataset, "data_root", "ROOT")}')
+    check_labels_exist(infos, hint)
 
 
 @DATASETS.register_module()
@@ -273,6 +318,9 @@ class MultiTargetDataset(ConcatDataset):
             targets. Defaults to ``('classes',)``.
         ignore_keys (str | list[str], optional): Keys removed from
             ``check_keys`` (accepted for compatibility with ConcatDataset).
+        pipeline (list, optional): One pipeline for every target, replacing
+            their own (what ``tools/test.py --tta`` sets:
+            ``test_dataloader.dataset.pipeline = tta_pipeline``).
 
     Raises:
         ValueError: If classes differ between targets, or (at build time, or
@@ -284,16 +332,18 @@ class MultiTargetDataset(ConcatDataset):
                  names: Optional[Sequence[str]] = None,
                  lazy_init: bool = False,
                  check_keys: Sequence[str] = ('classes', ),
-                 ignore_keys: Union[str, List[str], None] = None) -> None:
+                 ignore_keys: Union[str, List[str], None] = None,
+                 pipeline: Optional[Sequence[dict]] = None) -> None:
         pairs = _pair_names(datasets, names)
         self.target_names: List[str] = [name for name, _ in pairs]
-        self.datasets = [_build(name, ds) for name, ds in pairs]
+        self.datasets = [_build(name, ds, pipeline) for name, ds in pairs]
         if isinstance(ignore_keys, str):
             ignore_keys = [ignore_keys]
         self.ignore_keys = list(ignore_keys or [])
         self.check_keys = [k for k in check_keys if k not in self.ignore_keys]
         self._check_metainfo()
-        self._metainfo = self.datasets[0].metainfo
+        self._metainfo = dict(self.datasets[0].metainfo,
+                              **{TARGETS_KEY: list(self.target_names)})
         self._fully_initialized = False
         if not lazy_init:
             self.full_init()
@@ -396,8 +446,17 @@ class MultiTargetDataset(ConcatDataset):
         """
         self.full_init()
         dataset_idx, sample_idx = self._get_ori_dataset_idx(idx)
-        data = self.datasets[dataset_idx][sample_idx]
-        return stamp_target(data, self.target_names[dataset_idx])
+        dataset, name = self.datasets[dataset_idx], self.target_names[dataset_idx]
+        try:
+            data = dataset[sample_idx]
+        except Exception as err:  # noqa: BLE001 - re-raised naming the sample's files
+            info = dataset.get_data_info(sample_idx) if hasattr(dataset, 'get_data_info') \
+                else {}
+            new = sample_error(err, info, f'target {name!r}')
+            if new is err:
+                raise
+            raise new from err
+        return stamp_target(data, name)
 
 
 def stamp_target(data, name: str):

@@ -105,13 +105,23 @@ class CheckSegSample(BaseTransform):
             dict: ``results``.
 
         Raises:
-            ValueError: Label missing, sizes differ, or invalid label values.
+            ValueError: Label missing or not single-channel, sizes differ, or
+                invalid label values.
         """
         label = results.get('gt_seg_map')
         if label is None:
             raise ValueError(
                 f'CheckSegSample found no gt_seg_map ({self._where(results)}):'
                 f' put it right after LoadAnnotations.')
+        if label.ndim != 2:
+            raise ValueError(
+                f'Label has shape {tuple(label.shape)}: {label.shape[-1] if label.ndim == 3 else "?"}'
+                f' channels where one is expected ({self._where(results)}). Labels must be '
+                f'single-channel PNGs of train ids 0..{self.num_classes - 1} (and '
+                f'{self.ignore_index}); a colour (RGB) label map is not one. Use the '
+                f'converted *_labelTrainIds.png files (python '
+                f'tools/dataset_converters/<dataset>.py <root>) or point seg_map_suffix at '
+                f'them.')
         image_hw = self._image_hw(results) if self.check_size else None
         if image_hw is not None and image_hw != tuple(label.shape[:2]):
             raise ValueError(

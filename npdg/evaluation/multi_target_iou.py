@@ -6,19 +6,24 @@ of the label path). Areas are stored per sample, so the result does not
 depend on the batch size, and BaseMetric's result collection (which drops
 the distributed sampler's padding per sample) makes it distributed-safe.
 """
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger, print_log
+from mmengine.utils import mkdir_or_exist
+from PIL import Image
 from prettytable import PrettyTable
 
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
 TARGET_KEY = 'dg_target'
+TARGETS_KEY = 'dg_targets'  # MultiTargetDataset's metainfo: its target names
 
 
 def _label_map(data: torch.Tensor) -> torch.Tensor:
@@ -59,8 +64,17 @@ class MultiTargetIoUMetric(BaseMetric):
         collect_device (str): ``'cpu'`` or ``'gpu'``, for distributed
             result collection.
         collect_dir (str, optional): Shared folder for cpu collection.
-        prefix (str, optional): Prefix of every metric key.
+        output_dir (str, optional): Save every prediction (train ids, PNG) as
+            ``<output_dir>/<target>/<image name>.png`` (``tools/test.py --out``).
+        format_only (bool): Only save the predictions, compute no metric
+            (targets without labels).
+        keep_results (bool): Accepted for mmseg's ``tools/test.py --out``
+            (which sets it); the predictions are always kept when saved.
+        prefix (str, optional): Prefix of every metric key (none by default:
+            the keys are ``<target>/mIoU`` and ``mIoU``).
     """
+
+    default_prefix = ''  # keys carry the target name; no "prefix not set" warning
 
     def __init__(self,
                  ignore_index: int = 255,
@@ -71,6 +85,9 @@ class MultiTargetIoUMetric(BaseMetric):
                  default_target: str = 'default',
                  collect_device: str = 'cpu',
                  collect_dir: Optional[str] = None,
+                 output_dir: Optional[str] = None,
+                 format_only: bool = False,
+                 keep_results: bool = False,
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(
@@ -94,6 +111,40 @@ class MultiTargetIoUMetric(BaseMetric):
             raise ValueError(f'MultiTargetIoUMetric: targets {self.targets} '
                              'contain a duplicate.')
         self.default_target = default_target
+        self.output_dir = output_dir
+        self.format_only = bool(format_only)
+        if format_only and not output_dir:
+            raise ValueError('MultiTargetIoUMetric: format_only=True needs output_dir '
+                             '(where the predictions go).')
+        if output_dir and is_main_process():
+            mkdir_or_exist(output_dir)
+
+    @BaseMetric.dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        """Set the dataset meta; check ``targets`` against the dataset's now.
+
+        The loop sets it when it is built (start of training or testing), so a
+        misspelt target fails before any target is evaluated.
+
+        Args:
+            dataset_meta (dict): The evaluated dataset's metainfo.
+
+        Raises:
+            ValueError: If a listed target is not one of the dataset's.
+        """
+        self._dataset_meta = dataset_meta
+        available = (dataset_meta or {}).get(TARGETS_KEY)
+        if self.targets is None or available is None:
+            return
+        unknown = [t for t in self.targets if t not in available]
+        if unknown:
+            import difflib
+            hints = [f'{t!r} -> {m[0]!r}' for t in unknown
+                     for m in [difflib.get_close_matches(t, available, n=1)] if m]
+            raise ValueError(
+                f'MultiTargetIoUMetric: targets {unknown} (val_evaluator/test_evaluator.targets) '
+                f'are not targets of the evaluated MultiTargetDataset, whose targets are '
+                f'{list(available)}.' + (f' Did you mean {", ".join(hints)}?' if hints else ''))
 
     def _target_of(self, data_sample: dict) -> str:
         """Return a sample's target name, checking it is expected.
@@ -135,10 +186,28 @@ class MultiTargetIoUMetric(BaseMetric):
         for data_sample in data_samples:
             name = self._target_of(data_sample)
             pred = _label_map(data_sample['pred_sem_seg']['data'])
+            if self.output_dir:
+                self._save_prediction(name, data_sample, pred)
+            if self.format_only:
+                continue
             label = _label_map(data_sample['gt_sem_seg']['data']).to(pred)
             areas = IoUMetric.intersect_and_union(pred, label, num_classes,
                                                   self.ignore_index)
             self.results.append((name, ) + tuple(areas))
+
+    def _save_prediction(self, name: str, data_sample: dict, pred: torch.Tensor) -> None:
+        """Write one prediction as ``<output_dir>/<target>/<image name>.png``.
+
+        Args:
+            name (str): Target name.
+            data_sample (dict): The sample (for its image path).
+            pred (Tensor): (H, W) predicted train ids.
+        """
+        folder = osp.join(self.output_dir, name)
+        mkdir_or_exist(folder)
+        stem = osp.splitext(osp.basename(data_sample.get('img_path') or 'pred'))[0]
+        Image.fromarray(pred.cpu().numpy().astype(np.uint8)).save(
+            osp.join(folder, f'{stem}.png'))
 
     def _group(self, results: list) -> Dict[str, List[torch.Tensor]]:
         """Sum the areas of each target.
@@ -201,6 +270,9 @@ class MultiTargetIoUMetric(BaseMetric):
             over targets), percent with 2 decimals.
         """
         logger = MMLogger.get_current_instance()
+        if self.format_only:
+            print_log(f'predictions saved under {self.output_dir}/<target>/', logger)
+            return OrderedDict()
         per_target = OrderedDict(
             (name, self._target_metrics(areas))
             for name, areas in self._group(results).items())

@@ -1,9 +1,9 @@
 """Hook that saves a pruned model's structure and rebuilds it on load."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 
 from mmseg.registry import HOOKS
+from ..analysis.inference_path import unwrap_model
 from ..pruning.structure import add_structure, fit_model_to_checkpoint
 from ..utils.checkpoint_io import GUARD_KEY, PrunedModelGuard
 
@@ -75,7 +75,7 @@ class PrunedCheckpointHook(Hook):
 
     @staticmethod
     def _shapes(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
     def before_run(self, runner):
@@ -113,8 +113,7 @@ class PrunedCheckpointHook(Hook):
             RuntimeError: If any tensor shape (or, when ``strict``, any key)
                 of the checkpoint does not match the model.
         """
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         old_params = dict(model.named_parameters())
         change = fit_model_to_checkpoint(model, checkpoint, strict=self.strict,
                                          check_unstructured=self.check_unstructured)

@@ -6,17 +6,6 @@ import torch_pruning as tp
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 
 
-def unwrap(model):
-    """Return the module inside a (MM)DistributedDataParallel wrapper.
-
-    Args:
-        model (nn.Module): A model, wrapped or not.
-
-    Returns:
-        nn.Module: The bare model.
-    """
-    return model.module if hasattr(model, 'module') and isinstance(
-        model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
 
 class SegmentorTracer(nn.Module):

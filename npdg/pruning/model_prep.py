@@ -2,6 +2,7 @@
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from npdg.analysis.inference_path import unwrap_model
 from npdg.models import convert_mit_attention, is_converted
 
 
@@ -15,7 +16,7 @@ def needs_attention_conversion(model):
         bool: True when some attention is not yet per-head.
     """
     from mmseg.models.backbones.mit import EfficientMultiheadAttention
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     return any(isinstance(m, EfficientMultiheadAttention) for m in model.modules())
 
 
@@ -53,7 +54,7 @@ def ensure_per_head_attention(runner):
     Returns:
         int: Number of attention modules converted (0 if none or done).
     """
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = unwrap_model(runner.model)
     if not needs_attention_conversion(model):
         return 0
     count = convert_mit_attention(model)

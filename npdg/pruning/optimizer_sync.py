@@ -40,6 +40,8 @@ from collections.abc import Mapping
 
 import torch
 
+from ..analysis.inference_path import unwrap_model
+
 __all__ = [
     'PruningRecorder', 'snapshot_params', 'normalize_kept', 'prefix_kept',
     'merge_kept', 'apply_kept', 'kept_shape', 'infer_kept_indices',
@@ -51,19 +53,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Kept-map helpers
 # --------------------------------------------------------------------------
-def unwrap_model(model):
-    """The bare model inside a DP/DDP (or other mmengine) wrapper.
-
-    Args:
-        model (nn.Module): A model, possibly wrapped.
-
-    Returns:
-        nn.Module: ``model.module`` for a model wrapper, else ``model``.
-    """
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
-
-
 def snapshot_params(model):
     """Name -> parameter object of the bare model, taken before pruning.
 

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
+
+from ..analysis.inference_path import unwrap_model as _unwrap
 
 STRUCTURE_KEY = 'npdg_structure'
 STRUCTURE_VERSION = 1
@@ -44,16 +45,6 @@ _ATTRIBUTES = {
 }
 
 
-def _unwrap(model):
-    """Return the module inside a model wrapper (e.g. (MM)DDP).
-
-    Args:
-        model (nn.Module): A model, wrapped or not.
-
-    Returns:
-        nn.Module: The bare model.
-    """
-    return model.module if is_model_wrapper(model) else model
 
 
 def module_kind(module):
