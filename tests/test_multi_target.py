@@ -192,8 +192,8 @@ def test_metric_ignore_index():
 
 
 def test_metric_rejects_unknown_arguments():
-    with pytest.raises(TypeError, match='output_dir'):
-        MultiTargetIoUMetric(output_dir='x')
+    with pytest.raises(TypeError, match='output_dri'):
+        MultiTargetIoUMetric(output_dri='x')
     with pytest.raises(KeyError, match='mBogus'):
         MultiTargetIoUMetric(iou_metrics=['mBogus'])
 

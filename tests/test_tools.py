@@ -242,3 +242,18 @@ def test_test_tool_out_and_tta(npdg_demo_run, workspace):
         pred = np.asarray(Image.open(files[0]))
         assert pred.ndim == 2 and pred.max() < 19
     assert "type='SegTTAModel'" in log and "type='TestTimeAug'" in log
+
+
+def test_one_unit_total_in_the_log(npdg_demo_run):
+    """The log counts units one way: removed R of U, U - R remain; other counts are named."""
+    import re
+    log = open(glob.glob(str(npdg_demo_run / '*' / '*.log'))[0]).read()
+    steps = re.findall(r'removed (\d+) of (\d+) units .*?, (\d+) remain', log)
+    assert len(steps) == 1
+    removed, total, remain = map(int, steps[0])
+    report = json.load(open(npdg_demo_run / 'pruning' / 'pruning_report.json'))
+    assert (removed, total) == (report['steps'][0]['removed'], report['steps'][0]['total'])
+    assert total - removed == remain
+    # every other count in the log names what it counts
+    others = [m for m in re.findall(r'(\d+) units', log) if int(m) not in (total, )]
+    assert not others, others

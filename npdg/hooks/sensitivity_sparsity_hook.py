@@ -182,6 +182,6 @@ class SensitivitySparsityHook(Hook):
         scales = unit_scales(_bare(runner.model))
         if scales:
             g = torch.cat([p.detach().abs().flatten().cpu() for p in scales.values()])
-            print_log(f'[npdg] unit scales after training: |gamma| < 0.1 for '
-                      f'{(g < 0.1).float().mean() * 100:.1f} % of {g.numel()} units',
-                      logger='current')
+            print_log(f'[npdg] BN scales and head gates after training: |gamma| < 0.1 for '
+                      f'{(g < 0.1).float().mean() * 100:.1f} % of {g.numel()} scales '
+                      '(one per BN channel or head gate)', logger='current')

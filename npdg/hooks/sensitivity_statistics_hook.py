@@ -241,8 +241,9 @@ class SensitivityStatisticsHook(Hook):
         if self.scores:
             w = torch.cat([s['w'] for s in self.scores.values()])
             print_log(f'[npdg] sensitivity statistics refreshed at iter {runner.iter + 1}: '
-                      f'{len(self.scores)} layers, {w.numel()} units, '
-                      f'w mean {w.mean():.3f}', logger='current')
+                      f'{w.numel()} BN channels and attention heads observed in '
+                      f'{len(self.scores)} layers (each BN layer counted on its own; pruning '
+                      f'counts coupled channels once), w mean {w.mean():.3f}', logger='current')
 
     def on_pruned(self, runner):
         """Forget sizes that changed: sums, scores and omega start afresh.

@@ -206,7 +206,9 @@ class UnitPruningHook(Hook):
         shape = 'x'.join(map(str, self.flops_shape))
         print_log(
             f'[npdg] prune step {step}/{len(self.prune_iters)} after iter {done}: removed '
-            f'{result.removed} of {result.total} units (budget {budget}); GFLOPs '
+            f'{result.removed} of {result.total} units (a unit is one coupled channel group or '
+            f'one attention head), {result.total - result.removed} remain (budget {budget}); '
+            f'GFLOPs '
             f'{before["gflops"]:.3f} -> {after["gflops"]:.3f}, params '
             f'{before["params"] / 1e6:.3f} M -> {after["params"] / 1e6:.3f} M '
             f'(input {shape}); selection {digest} identical on {get_world_size()} rank(s)',
