@@ -212,3 +212,15 @@ def test_cli_unread_override_fails_before_training(workspace):
     assert proc.returncode != 0
     assert 'prune_ration' in proc.stderr and 'prune_ratio' in proc.stderr
     assert not (workspace / 'typo').exists()
+
+
+def test_shared_overrides_go_to_the_arms_that_read_them():
+    """The demo (and comparisons) share one --cfg-options among several configs."""
+    from npdg.utils.settings import split_overrides
+    base = osp.join(ROOT, 'configs', 'demo', 'deeplab_r18_synthetic.py')
+    out = split_overrides(dict(baseline=base, npdg=NPDG_DEMO),
+                          {'max_iters': 60, 'prune_ratio': 0.5})
+    assert out == dict(baseline={'max_iters': 60},
+                       npdg={'max_iters': 60, 'prune_ratio': 0.5})
+    with pytest.raises(SettingsError, match='prune_ratoi'):
+        split_overrides(dict(baseline=base, npdg=NPDG_DEMO), {'prune_ratoi': 0.5})

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from npdg.apis import experiment
 from npdg.apis.synthetic_data import prepare_synthetic_domains
+from npdg.utils.settings import split_overrides
 
 TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
 BASELINE_CONFIG = 'configs/demo/deeplab_r18_synthetic.py'
@@ -90,11 +91,15 @@ def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
     configs = dict(baseline=BASELINE_CONFIG, npdg=NPDG_CONFIG)
     print_log(f'[demo] 1/3 synthetic domains in {data_root}', logger='current')
     prepare_synthetic_domains(data_root, seed=seed, nproc=nproc)
+    # Each override goes to the runs that read it (prune_ratio: NPDG only).
+    options = split_overrides({name: configs[name] for name in methods}, cfg_options,
+                              read_keys=experiment.READ_KEYS)
     rows = {}
     for name in methods:
         print_log(f'[demo] 2/3 training {name} ({configs[name]}) on synthetic GTA5',
                   logger='current')
-        rows[name] = run_one(configs[name], osp.join(work_dir, name), data_root, cfg_options)
+        rows[name] = run_one(configs[name], osp.join(work_dir, name), data_root,
+                             options[name])
     baseline = rows.get('baseline') or next(iter(rows.values()))
     summary = dict(baseline)
     if 'npdg' in rows:

@@ -186,6 +186,50 @@ def _same(a, b):
         return False
 
 
+def readable_keys(cfg, read_keys=()):
+    """Top-level keys of ``cfg`` that something reads (so overriding them works).
+
+    Args:
+        cfg (mmengine.Config): A config as read from its file.
+        read_keys (Iterable[str]): More keys the caller reads itself.
+
+    Returns:
+        set[str]: Runner keys, referenced settings and ``read_keys``.
+    """
+    return set(RUNNER_KEYS) | set(find_references(cfg)) | set(read_keys)
+
+
+def split_overrides(configs, cfg_options, read_keys=()):
+    """Share one set of overrides among several configs (arms of a comparison).
+
+    Each override goes to the configs that read its top-level name (e.g.
+    ``prune_ratio`` to the pruned arms only, ``max_iters`` to all); one that no
+    config reads is an error, as for a single config.
+
+    Args:
+        configs (dict[str, str]): ``{name: config path}``.
+        cfg_options (dict | None): The overrides.
+        read_keys (Iterable[str]): Keys the caller reads itself.
+
+    Returns:
+        dict[str, dict]: ``{name: the overrides for that config}``.
+
+    Raises:
+        SettingsError: If an override is read by none of the configs.
+    """
+    from mmengine.config import Config
+    parsed = {name: Config.fromfile(path) for name, path in configs.items()}
+    readable = {name: readable_keys(cfg, read_keys) for name, cfg in parsed.items()}
+    out = {name: {} for name in configs}
+    for option, value in (cfg_options or {}).items():
+        takers = [n for n in configs if option.split('.')[0] in readable[n]]
+        if not takers:
+            check_overrides(next(iter(parsed.values())), {option: value}, read_keys)
+        for name in takers:
+            out[name][option] = value
+    return out
+
+
 def check_overrides(cfg, cfg_options, read_keys=()):
     """Refuse ``--cfg-options`` overrides of top-level names that nothing reads.
 
@@ -202,8 +246,7 @@ def check_overrides(cfg, cfg_options, read_keys=()):
     """
     if not cfg_options:
         return
-    used = find_references(cfg)
-    readable = set(RUNNER_KEYS) | set(used) | set(read_keys)
+    readable = readable_keys(cfg, read_keys)
     for option in cfg_options:
         key = option.split('.')[0]
         if key in readable:
