@@ -166,7 +166,7 @@ def test_sparsity_hook_adds_reweighted_subgradient():
     name = 'backbone.layer1.0.bn1'
     omega = {name: torch.linspace(0.5, 1.5, 64)}
     torch.manual_seed(0)
-    got, m = grads(SensitivitySparsityHook(s=0.01), omega)
+    got, m = grads(SensitivitySparsityHook(s=0.01, mode="subgradient"), omega)
     gamma = dict(m.named_modules())[name].weight.detach()
     assert torch.allclose(got[name], ref[name] + 0.01 * omega[name] * torch.sign(gamma), atol=1e-6)
     other = 'backbone.layer2.0.bn1'  # no omega yet -> uniform 1

@@ -12,6 +12,22 @@ from npdg.pruning.model_prep import ensure_per_head_attention
 
 
 
+def _param_groups(runner):
+    """``{id(param): its optimizer param group}`` of the runner's optimizer."""
+    optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+    return {id(p): group for group in getattr(optimizer, 'param_groups', [])
+            for p in group['params']}
+
+
+def _optimizer_stepped(runner):
+    """Whether this iteration ended with an optimizer step (gradient accumulation)."""
+    wrapper = getattr(runner, 'optim_wrapper', None)
+    counts = getattr(wrapper, '_accumulative_counts', 1)
+    inner = getattr(wrapper, '_inner_count', 0)
+    max_counts = getattr(wrapper, '_max_counts', -1)
+    return counts <= 1 or inner % counts == 0 or inner == max_counts
+
+
 def unit_scales(model):
     """Every unit scale: BN weights and per-head gates, by layer name.
 
@@ -34,16 +50,29 @@ def unit_scales(model):
 
 @HOOKS.register_module()
 class SensitivitySparsityHook(Hook):
-    """Add ``s * sum_i omega_i * |gamma_i|`` to the training loss (as its subgradient).
+    """Sparse training: ``s * sum_i omega_i * |gamma_i|`` on the unit scales.
 
     ``gamma`` is a unit's scale: the BN weight of a channel, the learnable gate
     of an attention head. ``omega`` comes from :class:`SensitivityStatisticsHook`
     (refreshed with the statistics; 1 before the first refresh or without that
     hook, i.e. plain network slimming): domain-sensitive and redundant units are
-    pushed to zero harder. The term's gradient ``s * omega * sign(gamma)`` is
-    added to ``gamma.grad`` by tensor hooks during backward (scaled by the AMP
-    loss scale when there is one), so it reaches DDP's gradient averaging and
-    any optimizer exactly like a loss term would.
+    pushed to zero harder.
+
+    ``mode='proximal'`` (default) applies the term as a proximal (decoupled)
+    shrink right after every optimizer step,
+    ``gamma <- sign(gamma) * max(|gamma| - lr_t * s * omega, 0)`` with the
+    learning rate ``lr_t`` of gamma's param group: the pull is exactly
+    ``lr_t * s * omega`` per step under SGD and AdamW alike, and small scales
+    reach exactly 0. ``mode='subgradient'`` adds ``s * omega * sign(gamma)``
+    to ``gamma.grad`` during backward (scaled by the AMP loss scale) instead,
+    the classic network-slimming form: an adaptive optimizer (AdamW)
+    normalises it away, and under SGD it competes with weight decay.
+
+    Weight decay on the scales pulls them toward 0 too (with SGD, wd 5e-4 and
+    s = 1e-4 the decay is the larger pull for |gamma| > 0.2 omega), so they
+    should be excluded from it (``paramwise_cfg=dict(norm_decay_mult=0.0,
+    custom_keys=dict(head_gate=dict(decay_mult=0.0)))``, as npdg's configs
+    do); the hook warns at the start when they are not.
 
     Args:
         s (float): Sparsity coefficient (1e-4 is a usual start).
@@ -51,15 +80,31 @@ class SensitivitySparsityHook(Hook):
         end (int, optional): Iteration at which the term stops; by default the
             last prune step of a :class:`UnitPruningHook` (fine-tuning runs
             without it), else the end of training.
-        reweight (bool): Use omega from the statistics (False: uniform).
+        reweight (bool): Use omega from the statistics (False: uniform, i.e.
+            network slimming).
+        mode (str): ``'proximal'`` or ``'subgradient'``.
+        threshold (float, optional): Scale threshold whose share is logged
+            (default 0.1).
+        log_interval (int, optional): Log the share of scales below
+            ``threshold`` every this many iterations (e.g. the statistics
+            interval); None: only at the end.
         priority (str): Hook priority.
     """
 
-    def __init__(self, s=1e-4, begin=0, end=None, reweight=True, priority='NORMAL'):
+    MODES = ('proximal', 'subgradient')
+
+    def __init__(self, s=1e-4, begin=0, end=None, reweight=True, mode='proximal',
+                 threshold=None, log_interval=None, priority='NORMAL'):
         if not s >= 0:
             raise ValueError(f'SensitivitySparsityHook: s must be >= 0, got {s!r}.')
+        if mode not in self.MODES:
+            raise ValueError(f'SensitivitySparsityHook: mode must be one of {self.MODES}, '
+                             f'got {mode!r}.')
         self.s, self.begin, self.end = float(s), int(begin), end
         self.reweight = bool(reweight)
+        self.mode = mode
+        self.threshold = 0.1 if threshold is None else float(threshold)
+        self.log_interval = None if not log_interval else int(log_interval)
         self.priority = priority
         self._handles = []
         self._hooked = {}
@@ -108,18 +153,103 @@ class SensitivitySparsityHook(Hook):
             self.detach()
             return
         scales = unit_scales(_bare(runner.model))
+        scale = self.loss_scale(runner) if self.mode == 'subgradient' else 1.0
+        self._coef = {name: self.s * scale * w for name, w in self.omega(runner, scales).items()}
+        if self.mode == 'proximal':
+            self.detach()
+            return
+        if set(self._hooked) != set(scales) or any(self._hooked[n] is not p
+                                                   for n, p in scales.items()):
+            self.attach(scales)
+
+    def omega(self, runner, scales):
+        """Per-scale weights omega (ones without statistics or with ``reweight=False``).
+
+        Args:
+            runner (Runner): The runner.
+            scales (dict): name -> scale parameter.
+
+        Returns:
+            dict: name -> omega tensor (on the parameter's device).
+        """
         stats = self._statistics_hook(runner) if self.reweight else None
         omega = stats.omega if stats is not None else {}
-        scale = self.loss_scale(runner)
-        self._coef = {}
+        out = {}
         for name, param in scales.items():
             w = omega.get(name)
             if w is None or w.numel() != param.numel():
                 w = torch.ones(param.numel())
-            self._coef[name] = (self.s * scale) * w.to(param.device, param.dtype)
-        if set(self._hooked) != set(scales) or any(self._hooked[n] is not p
-                                                   for n, p in scales.items()):
-            self.attach(scales)
+            out[name] = w.to(param.device, param.dtype)
+        return out
+
+    def before_train(self, runner):
+        """Warn when weight decay also pulls the scales (it distorts s and omega).
+
+        Args:
+            runner (Runner): The runner.
+        """
+        if self.s == 0:
+            return
+        decayed = {}
+        groups = _param_groups(runner)
+        for name, param in unit_scales(_bare(runner.model)).items():
+            group = groups.get(id(param))
+            if group is not None and group.get('weight_decay', 0):
+                decayed[name] = group['weight_decay']
+        if decayed:
+            print_log(
+                f'[npdg] WARNING: {len(decayed)} BN-weight/head-gate tensors are under weight '
+                f'decay (e.g. {next(iter(decayed))}: {next(iter(decayed.values()))}); it pulls '
+                'them toward 0 besides the sparsity term, so s and omega lose their meaning. '
+                'Exclude them: optim_wrapper.paramwise_cfg=dict(norm_decay_mult=0.0, '
+                'custom_keys=dict(head_gate=dict(decay_mult=0.0))).', logger='current',
+                level=30)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        """Proximal shrink after the optimizer step; periodic sparsity log.
+
+        Args:
+            runner (Runner): The runner.
+            batch_idx (int): Iteration index.
+            data_batch (dict, optional): Unused.
+            outputs (dict, optional): Unused.
+        """
+        if self._active and self.mode == 'proximal' and self.s > 0 and \
+                _optimizer_stepped(runner):
+            self.shrink(runner)
+        if self.log_interval and (runner.iter + 1) % self.log_interval == 0:
+            self.log_sparsity(runner, f'at iter {runner.iter + 1}')
+
+    @torch.no_grad()
+    def shrink(self, runner):
+        """``gamma <- sign(gamma) * max(|gamma| - lr * s * omega, 0)`` for every scale.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        groups = _param_groups(runner)
+        for name, param in unit_scales(_bare(runner.model)).items():
+            group = groups.get(id(param))
+            lr = group['lr'] if group is not None else 0.0
+            coef = self._coef.get(name)
+            if coef is None or coef.numel() != param.numel():
+                continue
+            param.copy_(torch.sign(param) * torch.clamp(param.abs() - lr * coef, min=0))
+
+    def log_sparsity(self, runner, when):
+        """Log the share of scales below the threshold.
+
+        Args:
+            runner (Runner): The runner.
+            when (str): Where in training, for the message.
+        """
+        scales = unit_scales(_bare(runner.model))
+        if scales:
+            g = torch.cat([p.detach().abs().flatten().cpu() for p in scales.values()])
+            print_log(f'[npdg] BN scales and head gates {when}: |gamma| < {self.threshold:g} '
+                      f'for {(g < self.threshold).float().mean() * 100:.1f} % of {g.numel()} '
+                      f'scales, exactly 0 for {(g == 0).float().mean() * 100:.1f} % '
+                      '(one scale per BN channel or head gate)', logger='current')
 
     def loss_scale(self, runner):
         """The AMP loss scale (1 without AMP).
@@ -179,9 +309,4 @@ class SensitivitySparsityHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        scales = unit_scales(_bare(runner.model))
-        if scales:
-            g = torch.cat([p.detach().abs().flatten().cpu() for p in scales.values()])
-            print_log(f'[npdg] BN scales and head gates after training: |gamma| < 0.1 for '
-                      f'{(g < 0.1).float().mean() * 100:.1f} % of {g.numel()} scales '
-                      '(one per BN channel or head gate)', logger='current')
+        self.log_sparsity(runner, 'after training')

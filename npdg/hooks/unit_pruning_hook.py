@@ -41,11 +41,24 @@ class UnitPruningHook(Hook):
     after are logged; a JSON report and a PNG figure go to
     ``<work_dir>/pruning/``.
 
+    The budget is either a unit ``ratio`` or a FLOPs target
+    (``target_flops_ratio``: prune, by the same ranking, until the
+    inference-path FLOPs at ``flops_shape`` are at most that fraction of the
+    FLOPs before the first prune step; step k of n aims at
+    ``1 - (1 - target) * k / n``). Units of the auxiliary head alone are not
+    units (no inference FLOPs to save).
+
     Args:
         prune_iters (Sequence[int]): Iteration counts after which to prune.
-        ratio (float): Fraction of all units removed by the last step, in [0, 1).
+        ratio (float, optional): Fraction of all units removed by the last
+            step, in [0, 1). None when ``target_flops_ratio`` is given.
         threshold (float, optional): Score threshold (|gamma| < t), used when
             the criterion is a scale. None: ratio only.
+        target_flops_ratio (float, optional): FLOPs budget instead of a unit
+            ratio, in (0, 1].
+        shortfall (str): When the threshold leaves fewer candidates than the
+            budget: ``'ratio'`` (log a SHORTFALL warning, record it in the
+            report, fill the budget by rank) or ``'error'`` (stop).
         importance (dict): Criterion, e.g. ``dict(type='BNScaleImportance')``,
             ``dict(type='L1Importance')``.
         min_keep (int): Minimum units per layer.
@@ -65,8 +78,17 @@ class UnitPruningHook(Hook):
                  importance=dict(type='BNScaleImportance'), min_keep=1, min_keep_ratio=0.1,
                  round_to=None, unit_types=('channel', 'head'),
                  trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
-                 reset_optimizer_state=False, priority='LOW'):
-        if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+                 reset_optimizer_state=False, target_flops_ratio=None, shortfall='ratio',
+                 priority='LOW'):
+        if target_flops_ratio is not None:
+            if ratio is not None:
+                raise ValueError('UnitPruningHook: give either ratio or target_flops_ratio, '
+                                 'not both (set ratio=None for a FLOPs budget).')
+            if not isinstance(target_flops_ratio, (int, float)) or \
+                    not 0 < target_flops_ratio <= 1:
+                raise ValueError('UnitPruningHook: target_flops_ratio must be in (0, 1], got '
+                                 f'{target_flops_ratio!r}.')
+        elif not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
             raise ValueError(f'UnitPruningHook: ratio must be in [0, 1), got {ratio!r}.')
         iters = sorted({int(i) for i in (prune_iters if isinstance(prune_iters, (list, tuple))
                                          else [prune_iters])})
@@ -82,19 +104,25 @@ class UnitPruningHook(Hook):
                              f'choose from {UNIT_TYPES}.')
         build_importance(importance)  # unknown criteria fail at build time
         self.prune_iters = iters
-        self.ratio = float(ratio)
+        self.ratio = None if ratio is None else float(ratio)
+        self.target_flops_ratio = None if target_flops_ratio is None else \
+            float(target_flops_ratio)
         # What this hook runs with, as given (after the config's settings were resolved).
-        self.settings = dict(prune_iters=iters, ratio=self.ratio, threshold=threshold,
+        self.settings = dict(prune_iters=iters, ratio=self.ratio,
+                             target_flops_ratio=self.target_flops_ratio, shortfall=shortfall,
+                             threshold=threshold,
                              importance=dict(importance), min_keep=min_keep,
                              min_keep_ratio=min_keep_ratio, round_to=round_to,
                              unit_types=unit_types,
                              reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
-                                 'channel' in unit_types, 'head' in unit_types, trace_shape)
+                                 'channel' in unit_types, 'head' in unit_types, trace_shape,
+                                 shortfall)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority
         self.total_units = None
+        self.start_gflops = None
         self.removed = 0
         self.steps_done = 0
         self.history = []
@@ -190,9 +218,19 @@ class UnitPruningHook(Hook):
         """
         model = _bare(runner.model)
         step = self.prune_iters.index(done) + 1
-        budget = step_budget(self.total_units, self.ratio, step, len(self.prune_iters),
-                             self.removed)
         before = segmentor_complexity(model, self.flops_shape)
+        if self.start_gflops is None:
+            self.start_gflops = before['gflops']
+        target_gflops = None
+        if self.target_flops_ratio is None:
+            budget = step_budget(self.total_units, self.ratio, step, len(self.prune_iters),
+                                 self.removed)
+        else:
+            target_gflops = self.start_gflops * (
+                1 - (1 - self.target_flops_ratio) * step / len(self.prune_iters))
+            budget, _ = self.pruner.budget_for_flops(
+                model, target_gflops,
+                lambda m: segmentor_complexity(m, self.flops_shape)['gflops'])
         result = self.pruner.step(model, budget, self._extra_scores(runner))
         digest = self.check_same_selection(result.layers)
         rebuild_after_prune(runner, result.old_params, result.kept,
@@ -207,8 +245,9 @@ class UnitPruningHook(Hook):
         print_log(
             f'[npdg] prune step {step}/{len(self.prune_iters)} after iter {done}: removed '
             f'{result.removed} of {result.total} units (a unit is one coupled channel group or '
-            f'one attention head), {result.total - result.removed} remain (budget {budget}); '
-            f'GFLOPs '
+            f'one attention head), {result.total - result.removed} remain (budget {budget}'
+            + (f' for the FLOPs target {target_gflops:.4f}' if target_gflops else '')
+            + '); GFLOPs '
             f'{before["gflops"]:.3f} -> {after["gflops"]:.3f}, params '
             f'{before["params"] / 1e6:.3f} M -> {after["params"] / 1e6:.3f} M '
             f'(input {shape}); selection {digest} identical on {get_world_size()} rank(s)',
@@ -216,7 +255,8 @@ class UnitPruningHook(Hook):
         entry = dict(iter=done, step=step, removed=result.removed, total=result.total,
                      budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
                      params_before=before['params'], params_after=after['params'],
-                     flops_input=shape, layers=result.layers)
+                     flops_input=shape, target_gflops=target_gflops,
+                     shortfall=result.shortfall, layers=result.layers)
         self.history.append(entry)
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pruning')
@@ -234,6 +274,7 @@ class UnitPruningHook(Hook):
         """
         checkpoint.setdefault('meta', {})[CKPT_KEY] = dict(
             total_units=self.total_units, removed=self.removed, steps_done=self.steps_done,
+            start_gflops=self.start_gflops,
             done_iters=[h['iter'] for h in self.history])
 
     def after_load_checkpoint(self, runner, checkpoint):
@@ -248,5 +289,6 @@ class UnitPruningHook(Hook):
             return
         self.total_units = state['total_units']
         self.removed = state['removed']
+        self.start_gflops = state.get('start_gflops')
         self.steps_done = state['steps_done']
         self.history = [dict(iter=i) for i in state['done_iters']]

@@ -1,4 +1,5 @@
 """The importance interface: a class with one ``__call__``."""
+import torch
 from mmseg.registry import MODELS
 
 IMPORTANCES = []
@@ -33,6 +34,27 @@ def build_importance(cfg):
         name = cfg.get('type') if isinstance(cfg, dict) else cfg
         raise KeyError(f'Unknown importance {name!r}; registered: {sorted(IMPORTANCES)}.')
     return MODELS.build(cfg)
+
+
+def normalize(scores, normalizer):
+    """Divide one layer's scores by their mean, max or sum (explicit normaliser).
+
+    Args:
+        scores (Tensor): One layer's per-unit scores.
+        normalizer (str | None): ``None`` (unchanged), ``'mean'``, ``'max'``
+            or ``'sum'``.
+
+    Returns:
+        Tensor: The normalised scores (float64).
+    """
+    scores = scores.double()
+    if normalizer is None:
+        return scores
+    ops = dict(mean=torch.mean, max=torch.max, sum=torch.sum)
+    if normalizer not in ops:
+        raise ValueError(f"normalizer must be None, 'mean', 'max' or 'sum', got {normalizer!r}.")
+    denom = ops[normalizer](scores.abs())
+    return scores / denom if float(denom) > 0 else scores
 
 
 class Importance:

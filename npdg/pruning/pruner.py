@@ -1,7 +1,9 @@
 """One structural prune step over channels and heads."""
+import copy
 from dataclasses import dataclass, field
 
 import torch
+from mmengine.logging import print_log
 
 from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads
@@ -21,12 +23,19 @@ class PruneResult:
         kept (dict): Kept indices per changed parameter (optimizer sync).
         removed (int): Units removed.
         total (int): Units before the step.
+        shortfall (dict, optional): Set when the threshold left fewer
+            candidates than the budget (what happened and the policy used).
     """
     layers: list = field(default_factory=list)
     old_params: dict = field(default_factory=dict)
     kept: dict = field(default_factory=dict)
     removed: int = 0
     total: int = 0
+    shortfall: dict = None
+
+
+class ThresholdShortfallError(RuntimeError):
+    """The threshold left fewer candidates than the budget (``shortfall='error'``)."""
 
 
 class UnitPruner:
@@ -47,11 +56,21 @@ class UnitPruner:
         channels (bool): Prune channels.
         heads (bool): Prune attention heads.
         trace_shape (tuple): (C, H, W) input for tracing.
+        shortfall (str): What to do when the threshold leaves fewer
+            candidates than the budget: ``'ratio'`` (warn loudly, then fill the
+            budget by rank as if there were no threshold) or ``'error'``
+            (stop with :class:`ThresholdShortfallError`).
     """
+
+    SHORTFALL_POLICIES = ('ratio', 'error')
 
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
-                 trace_shape=(3, 64, 64)):
+                 trace_shape=(3, 64, 64), shortfall='ratio'):
+        if shortfall not in self.SHORTFALL_POLICIES:
+            raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
+                             f'got {shortfall!r}.')
+        self.shortfall = shortfall
         self.importance = build_importance(importance)
         self.threshold = threshold
         self.min_keep, self.min_keep_ratio = int(min_keep), float(min_keep_ratio)
@@ -70,7 +89,42 @@ class UnitPruner:
         """
         return collect_units(segmentor, self.trace_shape, self.channels, self.heads)
 
-    def step(self, segmentor, budget, extra_scores=None):
+    def choose(self, units, scores, budget):
+        """Pick up to ``budget`` units: threshold first, then the shortfall policy.
+
+        Args:
+            units (list): The units.
+            scores (list[Tensor]): Their importance.
+            budget (int): Units to remove.
+
+        Returns:
+            tuple: ``(chosen, shortfall)``; ``shortfall`` is None when the
+            threshold left enough candidates (or there is no threshold).
+
+        Raises:
+            ThresholdShortfallError: With ``shortfall='error'``.
+        """
+        threshold = self.threshold if getattr(self.importance, 'uses_threshold', False) else None
+        args = (self.min_keep, self.min_keep_ratio, self.round_to)
+        chosen = select_units(units, scores, budget, threshold, *args)
+        taken = sum(len(c) for c in chosen)
+        if threshold is None or taken >= budget:
+            return chosen, None
+        below = sum(int((torch.as_tensor(v) < threshold).sum()) for v in scores)
+        shortfall = dict(budget=int(budget), below_threshold=below, removable_below=taken,
+                         threshold=float(threshold), policy=self.shortfall)
+        msg = (f'[npdg] SHORTFALL: the threshold {threshold} leaves {below} units below it '
+               f'({taken} removable under the per-layer minimum) but the budget is {budget}')
+        if self.shortfall == 'error':
+            raise ThresholdShortfallError(
+                msg + '. Train longer or with a larger sparsity coefficient s, lower the ratio, '
+                "or set UnitPruningHook(shortfall='ratio') to fill the budget by rank.")
+        print_log(msg + '; policy "ratio": the budget is filled by rank above the threshold.',
+                  logger='current', level=30)
+        chosen = select_units(units, scores, budget, None, *args)
+        return chosen, shortfall
+
+    def step(self, segmentor, budget, extra_scores=None, final=True):
         """Remove up to ``budget`` units.
 
         Args:
@@ -78,16 +132,16 @@ class UnitPruner:
             budget (int): Most units to remove.
             extra_scores (Callable, optional): ``fn(units) -> dict`` of
                 per-unit vectors to put in the report (e.g. U, B, w).
+            final (bool): False for a trial on a copy (the criterion's
+                per-step state does not advance).
 
         Returns:
             PruneResult: The record.
         """
         graph, units = self.units(segmentor)
         scores = [self.importance(u) for u in units]
-        threshold = self.threshold if getattr(self.importance, 'uses_threshold', False) else None
-        chosen = select_units(units, scores, budget, threshold, self.min_keep,
-                              self.min_keep_ratio, self.round_to)
-        result = PruneResult(total=sum(u.num_units for u in units))
+        chosen, shortfall = self.choose(units, scores, budget)
+        result = PruneResult(total=sum(u.num_units for u in units), shortfall=shortfall)
         for u, s, idxs in zip(units, scores, chosen):
             entry = dict(name=u.name, kind=u.kind, units_before=u.num_units,
                          units_after=u.num_units - len(idxs), removed=list(idxs),
@@ -108,6 +162,47 @@ class UnitPruner:
                         rec.add(f'{u.name}.{pname}', dim, kept)
                 result.removed += len(idxs)
         result.old_params, result.kept = rec.old_params, rec.kept
-        if hasattr(self.importance, 'next_step'):
+        if final and hasattr(self.importance, 'next_step'):
             self.importance.next_step()
         return result
+
+    def budget_for_flops(self, segmentor, target_gflops, gflops_of):
+        """The smallest budget whose pruned model has at most ``target_gflops``.
+
+        Binary search over the budget; each trial prunes a copy of the model
+        with the same ranking (the choice for budget k is a prefix of the
+        choice for k + 1), so the result is within one unit's FLOPs of the
+        target.
+
+        Args:
+            segmentor (nn.Module): Bare segmentor (not changed).
+            target_gflops (float): Inference-path GFLOPs to reach.
+            gflops_of (Callable): ``fn(model) -> float`` inference GFLOPs.
+
+        Returns:
+            tuple[int, float]: The budget and the GFLOPs it gives.
+        """
+        _, units = self.units(segmentor)
+        high = sum(u.num_units for u in units)
+        cache = {}
+
+        def gflops_at(k):
+            if k not in cache:
+                trial = copy.deepcopy(segmentor)
+                self.step(trial, k, final=False)
+                cache[k] = gflops_of(trial)
+            return cache[k]
+
+        if gflops_at(high) > target_gflops:
+            print_log(f'[npdg] SHORTFALL: even the largest prune ({gflops_at(high):.4f} GFLOPs) '
+                      f'stays above the FLOPs target {target_gflops:.4f}; pruning as far as the '
+                      'per-layer minimum allows.', logger='current', level=30)
+            return high, gflops_at(high)
+        low = 0
+        while low < high:  # smallest k with gflops_at(k) <= target
+            mid = (low + high) // 2
+            if gflops_at(mid) <= target_gflops:
+                high = mid
+            else:
+                low = mid + 1
+        return low, gflops_at(low)

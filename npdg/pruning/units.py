@@ -114,6 +114,9 @@ class HeadUnits:
         return [(self.name, list(range(self.num_units)))]
 
 
+AUX_PREFIX = 'auxiliary_head.'
+
+
 def _module_names(segmentor):
     return {m: n for n, m in segmentor.named_modules()}
 
@@ -122,7 +125,9 @@ def channel_units(segmentor, graph):
     """Coupled channel groups that contain at least one BN.
 
     Groups without BN (e.g. attention widths, MLP widths of transformers)
-    have no scale to rank and are not NPDG units.
+    have no scale to rank and are not NPDG units; nor are groups whose BNs all
+    sit in the auxiliary head (training-only: no inference FLOPs to save).
+    Auxiliary-head layers coupled to a backbone group are still pruned with it.
 
     Args:
         segmentor (nn.Module): Bare segmentor.
@@ -152,7 +157,9 @@ def channel_units(segmentor, graph):
                 entry.bns.append(item)
             elif isinstance(layer, (nn.Conv2d, nn.Linear)):
                 entry.convs.append(item)
-        if entry.bns:
+        # Channels of the auxiliary head only (its own convs) are not units:
+        # the head is dropped at inference, so removing them saves no FLOPs.
+        if entry.bns and not all(n.startswith(AUX_PREFIX) for n, *_ in entry.bns):
             units.append(entry)
     return units
 

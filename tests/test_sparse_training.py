@@ -1,0 +1,182 @@
+"""Sparse training that survives the optimizer; budgets that say what they do."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.optim import OptimWrapper
+
+import npdg  # noqa: F401
+from conftest import build, deeplab_r18_cfg
+from npdg.analysis import segmentor_complexity
+from npdg.hooks import SensitivitySparsityHook
+from npdg.importance import Importance
+from npdg.pruning.pruner import ThresholdShortfallError, UnitPruner
+from npdg.pruning.units import collect_units
+
+
+class _Runner:
+    def __init__(self, model, optimizer):
+        self.model, self.iter, self.hooks = model, 0, []
+        self.optim_wrapper = OptimWrapper(optimizer)
+
+
+class _TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+def _train(optimizer_cls, mode, steps, s=2 ** -7, lr=2 ** -4, **opt_kwargs):
+    """Steps with a loss that does not depend on the BN weight's size."""
+    torch.manual_seed(0)
+    net = _TinyNet()
+    with torch.no_grad():
+        net.bn.weight.copy_(torch.tensor([2 ** -5, 0.5, -2 ** -6, 1.0]))
+    bn_params = [net.bn.weight, net.bn.bias]
+    other = [p for p in net.parameters() if all(p is not q for q in bn_params)]
+    optimizer = optimizer_cls([dict(params=other), dict(params=bn_params, weight_decay=0.0)],
+                              lr=lr, **opt_kwargs)
+    runner = _Runner(net, optimizer)
+    hook = SensitivitySparsityHook(s=s, mode=mode)
+    hook.before_train(runner)
+    history = []
+    x = torch.randn(2, 3, 5, 5)
+    for it in range(steps):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        loss = (net(x) * 0).sum() + (net.conv.weight ** 2).sum()  # no pull on gamma
+        runner.optim_wrapper.update_params(loss)
+        hook.after_train_iter(runner, it)
+        history.append(net.bn.weight.detach().clone())
+    hook.detach()
+    return history
+
+
+@pytest.mark.parametrize('optimizer_cls,kwargs', [
+    (torch.optim.AdamW, dict(weight_decay=0.01)),
+    (torch.optim.SGD, dict(momentum=0.9, weight_decay=5e-4)),
+])
+def test_proximal_shrink_reaches_exact_zero_in_known_steps(optimizer_cls, kwargs):
+    lr, s = 2 ** -4, 2 ** -7  # shrink of lr * s = 2^-11 per step (exact in float32)
+    history = _train(optimizer_cls, 'proximal', 70, s=s, lr=lr, **kwargs)
+    # gamma = 2^-5 -> 0 after exactly 2^-5 / 2^-11 = 64 steps, and stays there
+    assert history[62][0] > 0
+    assert history[63][0] == 0 and history[-1][0] == 0
+    assert history[30][2] < 0 and history[31][2] == 0  # -2^-6: 32 steps, from below
+    # large scales move by exactly lr * s per step
+    assert history[9][3] == 1.0 - 10 * lr * s
+
+
+def test_subgradient_under_adamw_never_reaches_zero():
+    """Why the proximal form is the default: Adam normalises the sign away."""
+    history = _train(torch.optim.AdamW, 'subgradient', 70, weight_decay=0.0)
+    assert all(h[0] != 0 for h in history)  # it oscillates around 0 instead
+
+
+def test_weight_decay_on_scales_is_warned(monkeypatch):
+    import npdg.hooks.sensitivity_sparsity_hook as hook_module
+    logged = []
+    monkeypatch.setattr(hook_module, 'print_log', lambda msg, **kw: logged.append(msg))
+    net = _TinyNet()
+    runner = _Runner(net, torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=5e-4))
+    SensitivitySparsityHook(s=1e-4).before_train(runner)
+    assert any('norm_decay_mult=0.0' in m for m in logged)
+    logged.clear()
+    runner = _Runner(net, torch.optim.SGD([dict(params=[net.conv.weight, net.conv.bias]),
+                                           dict(params=[net.bn.weight, net.bn.bias],
+                                                weight_decay=0.0)],
+                                          lr=0.1, weight_decay=5e-4))
+    SensitivitySparsityHook(s=1e-4).before_train(runner)
+    assert not logged
+
+
+def _scores_with(units, low):
+    """BN-scale-like scores: ``low`` units per layer far below 0.1."""
+    return [torch.cat([torch.full((min(low, u.num_units),), 0.01),
+                       torch.full((u.num_units - min(low, u.num_units),), 1.0)])
+            for u in units]
+
+
+class _FixedImportance(Importance):
+    uses_threshold = True
+
+    def __init__(self, low):
+        self.low = low
+
+    def __call__(self, units):
+        return _scores_with([units], self.low)[0]
+
+
+def test_threshold_shortfall_warns_and_fills_or_errors(monkeypatch):
+    import npdg.pruning.pruner as pruner_module
+    logged = []
+    monkeypatch.setattr(pruner_module, 'print_log', lambda msg, **kw: logged.append(msg))
+    model = build(deeplab_r18_cfg())
+    _, units = collect_units(model)
+    total = sum(u.num_units for u in units)
+    budget = int(0.3 * total)
+    pruner = UnitPruner(importance=_FixedImportance(1), threshold=0.1, shortfall='ratio')
+    result = pruner.step(copy.deepcopy(model), budget)
+    assert result.shortfall['below_threshold'] == len(units) < budget
+    assert result.removed == budget  # filled by rank
+    assert any('SHORTFALL' in m and str(budget) in m for m in logged)
+    strict = UnitPruner(importance=_FixedImportance(1), threshold=0.1, shortfall='error')
+    with pytest.raises(ThresholdShortfallError, match='budget'):
+        strict.step(copy.deepcopy(model), budget)
+
+
+def test_auxiliary_head_channels_are_not_units():
+    model = build(deeplab_r18_cfg())
+    _, units = collect_units(model)
+    assert units
+    for u in units:
+        assert not all(name.startswith('auxiliary_head.') for name, *_ in u.bns), u.name
+    # the aux head's own conv (16 channels) exists but is not a unit
+    assert model.auxiliary_head.convs[0].conv.out_channels == 16
+
+
+@pytest.mark.parametrize('target', [0.5, 0.7])
+def test_flops_target_is_met_within_one_unit(target):
+    model = build(deeplab_r18_cfg()).eval()
+    shape = (3, 64, 64)
+
+    def gflops(m):
+        return segmentor_complexity(m, shape)['gflops']
+
+    start = gflops(model)
+    pruner = UnitPruner(importance=dict(type='L1Importance', normalizer='mean'))
+    budget, reached = pruner.budget_for_flops(model, target * start, gflops)
+    assert reached <= target * start
+    pruned = copy.deepcopy(model)
+    pruner.step(pruned, budget)
+    assert gflops(pruned) == pytest.approx(reached)
+    one_less = copy.deepcopy(model)
+    pruner.step(one_less, budget - 1)
+    assert gflops(one_less) > target * start  # one unit fewer misses the target
+
+
+def test_mean_normaliser_spreads_the_prune_over_layers():
+    """Raw global L1 drives small-filter groups to their floor; per-layer mean does not."""
+    model = build(deeplab_r18_cfg())
+
+    def removed_share(importance):
+        m = copy.deepcopy(model)
+        result = UnitPruner(importance=importance).step(
+            m, int(0.3 * sum(u.num_units for u in collect_units(m)[1])))
+        return [layer['units_before'] - layer['units_after'] for layer in result.layers], \
+            [layer['units_before'] for layer in result.layers]
+
+    raw, sizes = removed_share(dict(type='L1Importance'))
+    norm, _ = removed_share(dict(type='L1Importance', normalizer='mean'))
+    untouched_raw = sum(1 for r in raw if r == 0)
+    untouched_norm = sum(1 for r in norm if r == 0)
+    assert untouched_norm < untouched_raw
+    from npdg.importance.base import normalize
+    v = torch.tensor([1.0, 2.0, 3.0])
+    assert torch.allclose(normalize(v, 'mean'), v.double() / 2) and torch.equal(normalize(v, None),
+                                                                       v.double())
