@@ -26,7 +26,7 @@ from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(baseline='configs/demo/deeplab_r18_synthetic.py',
                npdg='configs/demo/npdg_deeplab_r18_synthetic.py',
-               l1='configs/demo/l1_deeplab_r18_synthetic.py')
+               l1='configs/controls/demo_r18/l1.py')
 
 
 def mean_std(values):

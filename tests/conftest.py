@@ -157,7 +157,7 @@ def npdg_demo_run(workspace):
          'stats_interval=1', 'batch_size=2', 'train_dataloader.num_workers=0',
          'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
          'test_dataloader.num_workers=0', 'default_hooks.checkpoint.interval=3',
-         'custom_hooks.0.input_shape=[3,64,64]', 'custom_hooks.4.flops_shape=[3,64,64]',
+         'complexity_hook.input_shape=[3,64,64]', 'pruning_hook.flops_shape=[3,64,64]',
          'train_cfg.val_interval=100'],
         cwd=workspace, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -95,7 +95,7 @@ def test_unconverted_cityscapes_labels_fail_at_build(tmp_path):
 
 
 def test_unconverted_target_stops_training_before_the_first_iteration(workspace, tmp_path):
-    """tools/train.py checks the val datasets at start-up (not after max_iters)."""
+    """tools/train.py checks the val and test datasets at start-up (not after training)."""
     bad = tmp_path / 'cs_raw'
     make_cityscapes(bad, label='raw_only')
     proc = subprocess.run(
@@ -104,10 +104,11 @@ def test_unconverted_target_stops_training_before_the_first_iteration(workspace,
          '--work-dir', str(tmp_path / 'w'), '--cfg-options', 'max_iters=2',
          'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
          'val_dataloader.num_workers=0', 'batch_size=2',
-         f'val_dataloader.dataset.datasets.cityscapes.data_root={bad}'],
+         f'test_dataloader.dataset.datasets.cityscapes.data_root={bad}'],
         cwd=workspace, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert 'labelTrainIds' in proc.stderr and 'dataset_converters/cityscapes.py' in proc.stderr
+    assert 'test_dataloader.dataset' in proc.stderr
     assert 'Iter(train)' not in proc.stdout + proc.stderr
 
 

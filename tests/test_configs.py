@@ -83,3 +83,93 @@ def test_npdg_configs_carry_the_method():
             assert needed in types, (name, needed)
         prune = next(h for h in cfg.custom_hooks if h['type'] == 'UnitPruningHook')
         assert prune['ratio'] == 0.3 and max(prune['prune_iters']) < cfg.train_cfg.max_iters
+
+
+# ------------------------------------------------------------------ protocol
+RECIPES = {  # recipe: (NPDG config, source-only control)
+    'deeplab_gta': ('configs/npdg/deeplab_gta.py', 'configs/baselines/deeplabv3plus_r50-d8_gta.py'),
+    'segformer_gta': ('configs/npdg/segformer_gta.py',
+                      'configs/baselines/segformer_mit-b5_gta.py'),
+    'demo_r18': ('configs/demo/npdg_deeplab_r18_synthetic.py',
+                 'configs/demo/deeplab_r18_synthetic.py'),
+}
+# What runs besides the hooks: a control must match its NPDG config in all of it.
+RECIPE_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
+               'val_evaluator', 'test_evaluator', 'optim_wrapper', 'param_scheduler',
+               'train_cfg', 'val_cfg', 'test_cfg', 'default_hooks', 'randomness', 'env_cfg')
+
+
+def _hooks(cfg):
+    return {h['type']: dict(h) for h in cfg.custom_hooks}
+
+
+def _expected_hooks(npdg_hooks, arm):
+    """The control's hooks, derived from the NPDG config's by what the arm claims."""
+    h = {k: dict(v) for k, v in npdg_hooks.items()}
+    keep = lambda *types: {t: h[t] for t in types}  # noqa: E731
+    base = arm.replace('_flops50', '')
+    if base == 'source_only':
+        out = keep('ModelComplexityHook')
+    elif base == 'perturb_only':
+        out = keep('ModelComplexityHook', 'StylePerturbationHook', 'PrunedCheckpointHook')
+    elif base == 'npdg':
+        out = h
+    elif base == 'slimming':
+        out = keep('ModelComplexityHook', 'StylePerturbationHook', 'SensitivitySparsityHook',
+                   'UnitPruningHook', 'PrunedCheckpointHook')
+        out['SensitivitySparsityHook']['reweight'] = False
+    elif base in ('l1', 'l2'):
+        out = keep('ModelComplexityHook', 'StylePerturbationHook', 'UnitPruningHook',
+                   'PrunedCheckpointHook')
+        out['UnitPruningHook']['importance'] = dict(type=f'{base.upper()}Importance',
+                                                    normalizer='mean')
+    else:
+        raise AssertionError(arm)
+    if arm.endswith('_flops50'):
+        out['UnitPruningHook'].update(ratio=None, target_flops_ratio=0.5)
+    return out
+
+
+def _arms():
+    for recipe, (npdg_cfg, source_only) in RECIPES.items():
+        yield recipe, 'source_only', source_only
+        for path in sorted(glob.glob(osp.join(ROOT, 'configs', 'controls', recipe, '*.py'))):
+            yield recipe, osp.splitext(osp.basename(path))[0], osp.relpath(path, ROOT)
+
+
+@pytest.mark.parametrize('recipe,arm,path', list(_arms()), ids=lambda v: str(v))
+def test_control_differs_from_npdg_only_in_what_it_claims(recipe, arm, path):
+    npdg_cfg = load_config(osp.join(ROOT, RECIPES[recipe][0]))
+    control = load_config(osp.join(ROOT, path))
+    for key in RECIPE_KEYS:
+        assert control.get(key) == npdg_cfg.get(key), key
+    assert _hooks(control) == _expected_hooks(_hooks(npdg_cfg), arm)
+
+
+def test_every_recipe_has_the_full_set_of_controls():
+    for recipe in RECIPES:
+        arms = {osp.splitext(osp.basename(p))[0]
+                for p in glob.glob(osp.join(ROOT, 'configs', 'controls', recipe, '*.py'))}
+        assert arms == {'perturb_only', 'slimming', 'l1', 'l2', 'npdg_flops50',
+                        'slimming_flops50', 'l1_flops50', 'l2_flops50'}
+
+
+def _dataset_ids(loader):
+    """(type, data_root, split) of every dataset a dataloader reads."""
+    if not loader:
+        return set()
+    ds = loader['dataset']
+    parts = ds['datasets'].values() if ds['type'] == 'MultiTargetDataset' else [ds]
+    return {(d['type'], d.get('data_root'), d.get('split_file'),
+             str(d.get('data_prefix'))) for d in parts}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
+def test_no_config_selects_on_the_targets(path):
+    """Validation is on held-out source data only, and no 'best' checkpoint is kept."""
+    cfg = load_config(path)
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    assert not checkpoint.get('save_best'), 'report the last iteration'
+    val, test = _dataset_ids(cfg.get('val_dataloader')), _dataset_ids(cfg.test_dataloader)
+    assert val and not val & test, (val, test)
+    assert all(t[0] == 'GTA5Dataset' for t in val)

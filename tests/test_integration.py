@@ -101,11 +101,10 @@ def test_distributed_two_cpu_processes_prune_identically(workspace, tmp_path):
     work = tmp_path / 'dist'
     env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1', PYTHON=sys.executable)
     cfg = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
-    opts = ['train_cfg.max_iters=4', 'train_dataloader.batch_size=2',
+    opts = ['max_iters=4', 'batch_size=2',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
-            'custom_hooks.2.interval=2', 'custom_hooks.4.prune_iters=[2]',
-            'param_scheduler.0.end=4', 'val_dataloader.num_workers=0',
+            'stats_interval=2', 'prune_iters=[2]', 'val_dataloader.num_workers=0',
             'test_dataloader.num_workers=0']
     proc = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2',
                            '--work-dir', str(work), '--cfg-options', *opts],
@@ -117,7 +116,7 @@ def test_distributed_two_cpu_processes_prune_identically(workspace, tmp_path):
     assert ckpt.is_file()
     out = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), cfg, str(ckpt),
                           '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                          'test_dataloader.num_workers=0', 'custom_hooks.0.input_shape=[3,64,128]'],
+                          'test_dataloader.num_workers=0', 'complexity_hook.input_shape=[3,64,128]'],
                          cwd=workspace, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     metrics = json.load(open(glob.glob(str(tmp_path / 'test' / '*' / '*.json'))[0]))

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import npdg  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
-from npdg.apis.demo import run_demo  # noqa: E402
+from npdg.apis.demo import METHODS, run_demo  # noqa: E402
 
 
 def parse_args():
@@ -29,8 +29,9 @@ def parse_args():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--seed', type=int, default=0, help='data generator seed')
     parser.add_argument('--nproc', type=int, default=2)
-    parser.add_argument('--methods', nargs='+', default=['baseline', 'npdg'],
-                        choices=['baseline', 'npdg'], help='which runs to make')
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS),
+                        help='which runs to make: source-only baseline, the same perturbation '
+                        'as NPDG without pruning (perturb), NPDG')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides for the demo training configs')
     return parser.parse_args()

@@ -17,7 +17,8 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from npdg.utils.config import add_common_args, ensure_hook, load_config  # noqa: E402
+from npdg.utils.config import (add_common_args, check_eval_datasets, ensure_hook,  # noqa: E402
+                               load_config)
 from npdg.utils.workdir_lock import WorkDirLock  # noqa: E402
 
 
@@ -47,6 +48,14 @@ def enable_amp(cfg):
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def shutdown_distributed():
+    """Leave the process group together (gloo aborts a process that exits first)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main():
     args = parse_args()
     # CPU: weights decayed towards zero become denormal floats, which can double
@@ -64,11 +73,14 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    # The val (source) and test (target) sets are checked now, not after training.
+    check_eval_datasets(cfg)
     # One run per work dir: a second run into it refuses to start (a crashed
     # run's lock is detected by its dead PID and taken over).
     with WorkDirLock(cfg.work_dir):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -2,4 +2,4 @@
 # (configs/npdg/deeplab_gta.py: same data, augmentation, schedule, iterations)
 # with no NPDG hook, so it is the equal-compute control.
 _base_ = ['../npdg/deeplab_gta.py']
-custom_hooks = [dict(type='ModelComplexityHook', input_shape=(3, 512, 1024))]
+custom_hooks = ['${complexity_hook}']  # the recipe's FLOPs report only

@@ -17,7 +17,9 @@ lr = 0.02                       # SGD, momentum 0.9, weight decay 5e-4, poly (po
 model = dict(data_preprocessor=dict(size='${crop_size}'))
 train_dataloader = dict(batch_size='${batch_size}')
 optimizer = dict(type='SGD', lr='${lr}', momentum=0.9, weight_decay=0.0005)
-optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
+# No weight decay on BN weights (the NPDG units' scales; every arm shares this recipe).
+optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None,
+                     paramwise_cfg=dict(norm_decay_mult=0.0))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end='${max_iters}', by_epoch=False),
 ]

@@ -10,7 +10,7 @@ crop_size = (96, 96)
 max_iters = 800
 # NPDG settings; the hooks refer to them as '${name}' (resolved after overrides).
 lam = 0.4
-sparsity = 3e-3
+sparsity = 0.3  # proximal: lr_t * s * omega per step (AdamW lr 1e-3: ~0.12 over 500 it)
 prune_iters = [500]
 prune_ratio = 0.3
 norm_cfg = dict(type='SyncBN', requires_grad=True)
@@ -32,7 +32,8 @@ model = dict(
     train_cfg=dict(), test_cfg=dict(mode='whole'))
 optimizer = dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer,
-                     paramwise_cfg=dict(custom_keys=dict(head_gate=dict(decay_mult=0.0))))
+                     paramwise_cfg=dict(norm_decay_mult=0.0,
+                                       custom_keys=dict(head_gate=dict(decay_mult=0.0))))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end='${max_iters}', by_epoch=False),

@@ -13,6 +13,10 @@ from npdg.utils.settings import split_overrides
 TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
 BASELINE_CONFIG = 'configs/demo/deeplab_r18_synthetic.py'
 NPDG_CONFIG = 'configs/demo/npdg_deeplab_r18_synthetic.py'
+# Unpruned with NPDG's perturbation: isolates what pruning adds.
+PERTURB_CONFIG = 'configs/controls/demo_r18/perturb_only.py'
+CONFIGS = dict(baseline=BASELINE_CONFIG, perturb=PERTURB_CONFIG, npdg=NPDG_CONFIG)
+METHODS = tuple(CONFIGS)
 
 
 def run_one(config, work_dir, data_root, cfg_options=None):
@@ -72,8 +76,9 @@ def format_table(rows):
 
 
 def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
-             cfg_options=None, nproc=2, methods=('baseline', 'npdg')):
-    """Generate data if absent, train the baseline and NPDG, test, summarise.
+             cfg_options=None, nproc=2, methods=METHODS):
+    """Generate data if absent, train the baseline, the perturbation-only control and
+    NPDG, test, summarise.
 
     Args:
         data_root (str): Where the synthetic domains live (made if absent).
@@ -81,14 +86,16 @@ def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
         seed (int): Seed of the data generator.
         cfg_options (dict, optional): Overrides for the training configs.
         nproc (int): Processes for data generation/conversion.
-        methods (Sequence[str]): ``'baseline'`` and/or ``'npdg'``.
+        methods (Sequence[str]): Any of ``'baseline'`` (source-only), ``'perturb'``
+            (same perturbation as NPDG, unpruned) and ``'npdg'``.
 
     Returns:
         dict: The summary written to ``summary.json``: the baseline's
-        results at the top level, NPDG's under ``npdg``.
+        results at the top level, NPDG's under ``npdg``, the perturbation-only
+        control's under ``perturb_only``.
     """
     t0 = time.time()
-    configs = dict(baseline=BASELINE_CONFIG, npdg=NPDG_CONFIG)
+    configs = CONFIGS
     print_log(f'[demo] 1/3 synthetic domains in {data_root}', logger='current')
     prepare_synthetic_domains(data_root, seed=seed, nproc=nproc)
     # Each override goes to the runs that read it (prune_ratio: NPDG only).
@@ -104,6 +111,8 @@ def run_demo(data_root='data/synthetic', work_dir='work_dirs/demo', seed=0,
     summary = dict(baseline)
     if 'npdg' in rows:
         summary['npdg'] = rows['npdg']
+    if 'perturb' in rows:
+        summary['perturb_only'] = rows['perturb']
     summary['mIoU_metric_note'] = ('mIoU in %, 19 Cityscapes classes; Mapillary with the '
                                    'narrow mapping; FLOPs at ' + baseline['flops_input'])
     summary['wall_seconds'] = round(time.time() - t0, 1)

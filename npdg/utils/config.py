@@ -130,3 +130,33 @@ def ensure_hook(cfg, hook_type, **kwargs):
         found = hooks[-1:]
     cfg.custom_hooks = hooks
     return found
+
+
+def check_eval_datasets(cfg):
+    """Build the val and test datasets once, so bad data fails at start-up.
+
+    A training run validates on held-out source data and is tested on the
+    targets afterwards; unconverted or missing target labels would otherwise
+    show up only when the run is over. Building a ``MultiTargetDataset``
+    checks that every target has samples and that every label file exists.
+
+    Args:
+        cfg (mmengine.Config): The resolved config.
+
+    Raises:
+        FileNotFoundError | ValueError: Naming the dataset and the fix.
+    """
+    import copy
+
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS
+    for key in ('val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader or not loader.get('dataset'):
+            continue
+        scope = cfg.get('default_scope', 'mmseg')
+        with DefaultScope.overwrite_default_scope(scope):
+            try:
+                DATASETS.build(copy.deepcopy(loader['dataset']))
+            except (FileNotFoundError, ValueError) as err:
+                raise type(err)(f'{key}.dataset: {err}') from err

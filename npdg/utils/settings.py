@@ -249,6 +249,7 @@ def check_overrides(cfg, cfg_options, read_keys=()):
     readable = readable_keys(cfg, read_keys)
     for option in cfg_options:
         key = option.split('.')[0]
+        _check_not_through_reference(cfg, option)
         if key in readable:
             continue
         msg = f'--cfg-options {option}: nothing reads the top-level name {key!r}'
@@ -271,6 +272,22 @@ def check_overrides(cfg, cfg_options, read_keys=()):
         else:
             msg += '.'
         raise SettingsError(msg)
+
+
+def _check_not_through_reference(cfg, option):
+    """Refuse ``custom_hooks.4.ratio`` when ``custom_hooks.4`` is ``'${pruning_hook}'``."""
+    node, parts = cfg, option.split('.')
+    for depth, part in enumerate(parts[:-1]):
+        try:
+            node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return
+        match = REFERENCE.fullmatch(node) if isinstance(node, str) else None
+        if match:
+            rest = '.'.join(parts[depth + 1:])
+            raise SettingsError(
+                f'--cfg-options {option}: {".".join(parts[:depth + 1])} is the reference '
+                f'{node!r}; override {match.group(1)}.{rest} instead.')
 
 
 def check_top_level_keys(cfg, source='the config'):

@@ -1,8 +1,9 @@
-# The three unseen targets evaluated in one run: per-target mIoU, per-class
-# tables and their mean (key "mIoU"); samples are keyed by the dataset they
-# came from (MultiTargetDataset), not by path substrings.
+# The three unseen targets evaluated in one run (tools/test.py): per-target mIoU,
+# per-class tables and their mean (key "mIoU"); samples are keyed by the dataset
+# they came from (MultiTargetDataset), not by path substrings. They are the *test*
+# set only: validation during training is on held-out source data (datasets/gta.py).
 _base_ = ['./targets/cityscapes.py', './targets/bdd100k.py', './targets/mapillary.py']
-val_dataloader = dict(
+test_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=False,
@@ -16,8 +17,6 @@ val_dataloader = dict(
         ),
     ),
 )
-test_dataloader = val_dataloader
-val_evaluator = dict(
+test_evaluator = dict(
     type='MultiTargetIoUMetric', targets=['cityscapes', 'bdd100k', 'mapillary'],
     iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

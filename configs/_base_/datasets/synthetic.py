@@ -44,14 +44,22 @@ syn_targets = dict(
     mapillary=dict(type='Mapillary19Dataset', data_root=syn_root + '/mapillary',
                    mapping='narrow', pipeline=syn_test_pipeline),
 )
+# Validation (during training) on held-out *source* frames only; the targets are
+# the test set (tools/test.py), never used to choose a checkpoint or a setting.
 val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='MultiTargetDataset', datasets=dict(gta5=syn_gta_val)),
+)
+val_evaluator = dict(type='MultiTargetIoUMetric', targets=['gta5'], iou_metrics=['mIoU'])
+test_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='MultiTargetDataset', datasets=syn_targets),
 )
-test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiTargetIoUMetric',
-                     targets=['cityscapes', 'bdd100k', 'mapillary'], iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+test_evaluator = dict(type='MultiTargetIoUMetric',
+                      targets=['cityscapes', 'bdd100k', 'mapillary'], iou_metrics=['mIoU'])

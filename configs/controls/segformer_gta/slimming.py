@@ -1,0 +1,8 @@
+# Control for the SegFormer MiT-B5 NPDG recipe (configs/npdg/segformer_gta.py):
+# Network slimming: uniform L1 on the BN scales / head gates (no statistics, omega = 1),
+# same perturbation, schedule, prune step, threshold and ratio.
+# Everything else (model, data, schedule, settings) is inherited unchanged.
+_base_ = ['../../npdg/segformer_gta.py']
+sparsity_hook = dict(reweight=False)
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${sparsity_hook}',
+                '${pruning_hook}', '${checkpoint_hook}']
