@@ -173,3 +173,33 @@ def test_no_config_selects_on_the_targets(path):
     val, test = _dataset_ids(cfg.get('val_dataloader')), _dataset_ids(cfg.test_dataloader)
     assert val and not val & test, (val, test)
     assert all(t[0] == 'GTA5Dataset' for t in val)
+
+
+def test_run_cache_key_follows_config_content_and_code(monkeypatch):
+    from npdg.apis import experiment
+    path = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
+    key = experiment.run_key(load_config(path))
+    assert key == experiment.run_key(load_config(path))  # stable
+    assert key != experiment.run_key(load_config(path, {'randomness.seed': 1}))
+    assert key != experiment.run_key(load_config(path, {'prune_ratio': 0.4}))
+    monkeypatch.setattr(experiment, 'code_version', lambda: 'other code')
+    assert key != experiment.run_key(load_config(path))
+
+
+def test_run_seed_reaches_style_draws_and_statistics_sampling():
+    """randomness.seed varies every source of randomness, the hooks' draws included."""
+    from mmseg.registry import HOOKS
+
+    class _Runner:
+        def __init__(self, seed):
+            self.seed, self.model = seed, torch.nn.Conv2d(3, 3, 1)
+
+    draws = []
+    for seed in (3, 4):
+        style = HOOKS.build(dict(type='StylePerturbationHook'))
+        style.before_run(_Runner(seed))
+        assert style.seed == seed
+        draws.append(torch.rand(4, generator=style.generator(10)))
+    assert not torch.equal(draws[0], draws[1])
+    stats = HOOKS.build(dict(type='SensitivityStatisticsHook'))
+    assert stats.seed is None  # resolved from the run at before_run

@@ -1,6 +1,8 @@
 """Train, test and measure one config: the unit of work of the demo."""
 import copy
 import glob
+import hashlib
+import json
 import os.path as osp
 
 import torch
@@ -139,3 +141,33 @@ def load_config(path, cfg_options=None):
     """
     from ..utils.config import load_config as load
     return load(path, cfg_options, read_keys=READ_KEYS)
+
+
+def code_version():
+    """A digest of npdg's source code (every ``npdg/**/*.py``) and version.
+
+    Returns:
+        str: 16 hex digits; changes whenever any npdg source file changes.
+    """
+    import npdg
+    root = osp.dirname(npdg.__file__)
+    digest = hashlib.sha256(npdg.__version__.encode())
+    for path in sorted(glob.glob(osp.join(root, '**', '*.py'), recursive=True)):
+        digest.update(osp.relpath(path, root).encode())
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def run_key(cfg):
+    """Cache key of a run: the resolved config's content plus the code version.
+
+    Args:
+        cfg (Config): The resolved config (work dir and launcher are ignored).
+
+    Returns:
+        str: 16 hex digits.
+    """
+    content = {k: v for k, v in cfg.to_dict().items() if k not in ('work_dir', 'launcher')}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256((text + code_version()).encode()).hexdigest()[:16]

@@ -68,13 +68,14 @@ class SensitivityStatisticsHook(Hook):
             :class:`StylePerturbationHook` is present; ``AdvStyle`` default.
         begin (int): First iteration to collect.
         end (int, optional): Stop collecting at this iteration.
-        seed (int): Seed of styles and positions.
+        seed (int, optional): Seed of styles and positions; None (default): the
+            run's seed (``randomness.seed``).
         priority (str): Must run before the perturbation hook (clean images).
     """
 
     def __init__(self, interval=100, num_batches=1, num_images=2, num_styles=4,
                  num_positions=256, lam=0.4, eps=0.1, omega_scope='global',
-                 perturbation=None, begin=0, end=None, seed=0, priority='HIGH'):
+                 perturbation=None, begin=0, end=None, seed=None, priority='HIGH'):
         check_lambda(lam)
         if int(num_styles) < 2:
             raise ValueError(f'SensitivityStatisticsHook: num_styles must be >= 2 (variance '
@@ -90,7 +91,8 @@ class SensitivityStatisticsHook(Hook):
         self.omega_scope = omega_scope
         self._perturbation_cfg = perturbation
         self.perturbation = None
-        self.begin, self.end, self.seed = int(begin), end, int(seed)
+        self.begin, self.end = int(begin), end
+        self.seed = None if seed is None else int(seed)
         self.priority = priority
         self.stats = SensitivityStatistics()
         self.scores = {}
@@ -107,6 +109,8 @@ class SensitivityStatisticsHook(Hook):
         Args:
             runner (Runner): The runner.
         """
+        if self.seed is None:
+            self.seed = int(getattr(runner, 'seed', 0) or 0)
         ensure_per_head_attention(runner)
         self.perturbation = self._renderer(runner)
         self.attach(_bare(runner.model))
@@ -210,7 +214,7 @@ class SensitivityStatisticsHook(Hook):
         batch = pre(dict(inputs=list(data_batch['inputs'][:n]),
                          data_samples=list(data_batch['data_samples'][:n])), True)
         norm = norm_args_from_preprocessor(pre)
-        self._gen = torch.Generator().manual_seed(self.seed * 7919 + iteration)
+        self._gen = torch.Generator().manual_seed((self.seed or 0) * 7919 + iteration)
         modes = {m: m.training for m in model.modules()}
         try:
             with torch.no_grad():

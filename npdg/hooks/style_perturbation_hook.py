@@ -48,13 +48,15 @@ class StylePerturbationHook(Hook):
         begin (int): First iteration (0-based) to perturb.
         end (int, optional): Iteration to stop perturbing at (exclusive).
         feature_stage (str): Submodule whose output DSU perturbs.
-        seed (int): Seed of the style draws (per iteration, resume-safe).
+        seed (int, optional): Seed of the style draws (per iteration, resume-safe).
+            None (default): the run's seed (``randomness.seed``), so runs with
+            different seeds draw different styles.
         priority (str): Hook priority.
     """
 
     def __init__(self, perturbation=dict(type='AdvStyle'), stylized_ratio=0.5,
                  mode='replace', ascent_steps=1, step_size=None, begin=0, end=None,
-                 feature_stage='backbone.layer1', seed=0, priority='ABOVE_NORMAL'):
+                 feature_stage='backbone.layer1', seed=None, priority='ABOVE_NORMAL'):
         if not isinstance(perturbation, dict) or perturbation.get('type') not in \
                 KNOWN_PERTURBATIONS:
             name = perturbation.get('type') if isinstance(perturbation, dict) else perturbation
@@ -75,7 +77,7 @@ class StylePerturbationHook(Hook):
         self.step_size = step_size
         self.begin, self.end = int(begin), end
         self.feature_stage = feature_stage
-        self.seed = int(seed)
+        self.seed = None if seed is None else int(seed)
         self.priority = priority
         self._dsu_handle = None
 
@@ -90,6 +92,8 @@ class StylePerturbationHook(Hook):
         Args:
             runner (Runner): The runner.
         """
+        if self.seed is None:
+            self.seed = int(getattr(runner, 'seed', 0) or 0)
         if not self.image_level and self._dsu_handle is None:
             self._dsu_handle = attach_dsu(_bare(runner.model), self.feature_stage,
                                           dsu=self.perturbation)
@@ -127,7 +131,7 @@ class StylePerturbationHook(Hook):
         Returns:
             torch.Generator: The generator.
         """
-        return torch.Generator().manual_seed(self.seed * 1000003 + iteration * 31 + salt)
+        return torch.Generator().manual_seed((self.seed or 0) * 1000003 + iteration * 31 + salt)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         """Re-style part of the batch in place.
