@@ -9,7 +9,7 @@
 # `--cfg-options prune_ratio=0.5` (or a child config setting `prune_ratio = 0.5`)
 # changes what runs, and the value that ran is in the work dir's config and in
 # the pruning report.
-_base_ = ['./deeplab_r18_synthetic.py']
+_base_ = ['./deeplab_r18_synthetic.py', '../_base_/npdg_hooks.py']
 
 perturbation = dict(type='AdvStyle')  # per-image RGB mean/std, adversarial (no pretrained net)
 stylized_ratio = 0.5    # share of every batch re-styled (rest stays clean)
@@ -23,29 +23,9 @@ prune_ratio = 0.3       # r: fraction of all units (channel groups + heads) remo
 target_flops_ratio = None  # or a FLOPs budget instead of r (with prune_ratio=None)
 threshold = None        # t: only units with |gamma| < t may go (None: ratio only)
 
-# The hooks are named settings too: the controls (configs/controls/) reuse them by
-# reference and change only what they claim to change.
-# FLOPs / params of the evaluated model in tools/test.py.
-complexity_hook = dict(type='ModelComplexityHook', input_shape=(3, 128, 256))
-# Style perturbation on a share of every batch, throughout training.
-style_hook = dict(type='StylePerturbationHook', perturbation='${perturbation}',
-                  stylized_ratio='${stylized_ratio}', ascent_steps='${ascent_steps}')
-# 2 content images x K styles, 256 positions each, 1 batch(es) per refresh.
-statistics_hook = dict(type='SensitivityStatisticsHook', interval='${stats_interval}',
-                       num_batches=1, num_images=2, num_styles='${num_styles}',
-                       num_positions=256, lam='${lam}')
-# Sensitivity-reweighted L1 on BN gammas / head gates (proximal) until the last prune step.
-sparsity_hook = dict(type='SensitivitySparsityHook', s='${sparsity}', threshold='${threshold}',
-                     log_interval='${stats_interval}')
-# Global |gamma| ranking (max over coupled BNs; head gates), >= 10 % of every layer kept;
-# classifiers and auxiliary-head-only channels never units; optimizer state sliced.
-pruning_hook = dict(type='UnitPruningHook', prune_iters='${prune_iters}', ratio='${prune_ratio}',
-                    target_flops_ratio='${target_flops_ratio}', threshold='${threshold}',
-                    importance=dict(type='BNScaleImportance'), min_keep_ratio=0.1,
-                    trace_shape=(3, 64, 64), flops_shape=(3, 128, 256))
-# Pruned checkpoints carry their structure and reload strictly.
-checkpoint_hook = dict(type='PrunedCheckpointHook')
-custom_hooks = [
-    '${complexity_hook}', '${style_hook}', '${statistics_hook}', '${sparsity_hook}',
-    '${pruning_hook}', '${checkpoint_hook}',
-]
+stats_batches = 1       # batches of 2 images per statistics refresh
+trace_shape = (3, 64, 64)   # input that traces the dependency graph
+flops_input = (3, 128, 256)  # (C, H, W) at which FLOPs are counted and reported
+# The hooks: configs/_base_/npdg_hooks.py (named, reused by configs/controls/).
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
+                '${sparsity_hook}', '${pruning_hook}', '${checkpoint_hook}']
