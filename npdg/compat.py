@@ -147,21 +147,18 @@ def torch_loads_weights_only() -> bool:
     return (major, minor) >= (2, 6)
 
 
-def install_trusted_checkpoint_loader(force: bool = False) -> bool:
-    """Register npdg's local loader (the trust model) in mmengine.
+def install_trusted_checkpoint_loader() -> bool:
+    """Register npdg's local loader (the trust model) in mmengine, on every torch.
 
     Under torch >= 2.6 mmengine's own loader cannot read MMEngine checkpoints;
-    npdg's unpickles fully only files npdg wrote or the user named
-    (:mod:`npdg.utils.checkpoint_io`) and uses torch's safe loader otherwise.
-
-    Args:
-        force (bool): Register even on older torch (tests only).
+    under older torch it unpickles everything and would refuse npdg's
+    pruned-model guard. npdg's loader unpickles fully only files npdg wrote or
+    the user named (:mod:`npdg.utils.checkpoint_io`) and uses torch's safe
+    loader otherwise.
 
     Returns:
-        bool: True when the loader was registered.
+        bool: True (the loader is registered).
     """
-    if not (force or torch_loads_weights_only()):
-        return False
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from npdg.utils.checkpoint_io import load_from_local

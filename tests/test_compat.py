@@ -139,9 +139,13 @@ def test_trusted_loader_names_missing_file(tmp_path):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
 
 
-def test_trusted_loader_only_where_needed(monkeypatch):
+def test_trust_model_loader_on_every_torch(monkeypatch):
+    """Older torch unpickles everything by default: npdg's loader is used there too."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from npdg.utils.checkpoint_io import load_from_local
     monkeypatch.setattr(torch, '__version__', '2.5.1+cpu')
     assert not compat.torch_loads_weights_only()
-    assert compat.install_trusted_checkpoint_loader() is False
+    assert compat.install_trusted_checkpoint_loader() is True
+    assert CheckpointLoader._get_checkpoint_loader('/x/y.pth') is load_from_local
     monkeypatch.setattr(torch, '__version__', '2.6.0')
     assert compat.torch_loads_weights_only()
