@@ -180,3 +180,21 @@ def test_mean_normaliser_spreads_the_prune_over_layers():
     v = torch.tensor([1.0, 2.0, 3.0])
     assert torch.allclose(normalize(v, 'mean'), v.double() / 2) and torch.equal(normalize(v, None),
                                                                        v.double())
+
+
+def test_zero_initialised_scales_are_warned_about(monkeypatch):
+    """mmseg's zero_init_residual BNs stay at 0 under the proximal shrink: the hook says so."""
+    import npdg.hooks.sensitivity_sparsity_hook as hook_module
+    logged = []
+    monkeypatch.setattr(hook_module, 'print_log', lambda msg, **kw: logged.append(msg))
+    net = _TinyNet()
+    runner = _Runner(net, torch.optim.SGD([dict(params=[net.conv.weight, net.conv.bias]),
+                                           dict(params=[net.bn.weight, net.bn.bias],
+                                                weight_decay=0.0)], lr=0.1))
+    SensitivitySparsityHook(s=1e-2).before_train(runner)
+    assert not logged
+    with torch.no_grad():
+        net.bn.weight[:2] = 0
+    SensitivitySparsityHook(s=1e-2).before_train(runner)
+    assert any('2 of 4 unit scales are exactly 0' in m and 'zero_init_residual=False' in m
+               for m in logged)
