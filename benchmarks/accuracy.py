@@ -1,48 +1,107 @@
-"""Accuracy on the synthetic domains: NPDG beside its equal-compute controls.
+"""Accuracy in the benchmark regime: NPDG beside its equal-compute controls.
 
-    python benchmarks/accuracy.py [--seeds 0 1 2] [--methods baseline perturb_only npdg ...]
+    python benchmarks/accuracy.py                      # main table: 5 arms x 3 seeds
+    python benchmarks/accuracy.py --study ablations    # lambda, r, no perturbation, r-matched
+    python benchmarks/accuracy.py --study perturbation # perturbation strength (label-free choice)
+    python benchmarks/accuracy.py --study sparsity     # the label-free choice of s
+    python benchmarks/accuracy.py --study oracle       # per-target oracles (upper bound)
+    python benchmarks/accuracy.py --study convergence  # source-only trained 1.5x longer
+    python benchmarks/accuracy.py --shift              # + every run on targets at shift 1, 2, 3
 
-Arms (CPU demo recipe: DeepLabV3+ R18 from scratch, 800 iterations, prune after
-500; every pruned arm removes r = 0.3 of the units; see configs/controls/demo_r18/):
-source-only (``baseline``), the same AdvStyle perturbation unpruned
-(``perturb_only``), NPDG, network slimming, per-layer-normalised L1 and L2.
-Each arm trains once per seed (``randomness.seed``: model init, data order,
-style draws and statistics sampling all follow it; the synthetic domains are
-the same), then is tested on synthetic Cityscapes, BDD100K and Mapillary
-(narrow mapping) and on held-out synthetic GTA5 (the source; nothing is chosen
-on the targets: the last iteration is reported). Prints mean +- std over seeds
-of per-target and mean mIoU, source mIoU, GFLOPs, params, latency and train
-time; saves benchmarks/results/accuracy.json and accuracy.png (mean target
-mIoU against GFLOPs).
+The regime (configs/bench/, README "Benchmark regime"):
 
-Runs are cached in ``<work-dir>/<arm>_seed<k>_<key>/`` where the key hashes the
-resolved config and npdg's source code: a changed config or code reruns, never
-reuses. ``--cfg-options`` go to the arms that read them (e.g. max_iters=1600).
+* Data: data/synthetic_bench, the synthetic domains made with
+  ``appearance_shift=3`` (the targets' global appearance - colour cast, white
+  balance, exposure, saturation, contrast, gamma - three times as far from
+  a neutral camera as in data/synthetic; scenes and labels unchanged) and 800
+  synthetic GTA5 frames (680 train, 120 held out). Made here if absent.
+* Warm start (the CPU stand-in for ImageNet weights, NOT ImageNet):
+  configs/bench/pretrain_source.py, DeepLabV3+ on a half-width ResNet-18 trained
+  6000 iterations from scratch on the source. Made once per config and code
+  version, or given with ``--warm-start`` (its SHA-256 is recorded).
+* Arms: 600 iterations from the warm start, SGD lr 0.01 poly. ``source_only``;
+  ``perturb_only`` (AdvStyle on half of every batch, unpruned); ``npdg``,
+  ``slimming`` and ``l1`` (per-layer-normalised L1 filter norm) all pruned at
+  iteration 400 to the same target, half the inference FLOPs (``*_flops50``
+  configs), with the same perturbation; ``l2`` on request.
+
+Every run is tested on synthetic Cityscapes, BDD100K and Mapillary (narrow
+mapping) at the last iteration (nothing is chosen on the targets), on the
+held-out source frames, and on the label-free pseudo-target (the held-out
+source frames re-styled by ``PseudoTargetStyle``). Prints mean +- std over
+seeds; saves benchmarks/results/bench_<study>.json, a markdown table
+(bench_<study>.md) and, for the main study, bench_main.png (mean target mIoU
+against GFLOPs).
+
+Runs are cached in ``<work-dir>/<run>_seed<k>_<key>/`` where the key hashes the
+resolved config (warm-start path included) and npdg's source code: a changed
+config or code reruns, never reuses.
 """
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
 import statistics
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import npdg  # noqa: E402,F401
-from mmengine.config import DictAction  # noqa: E402
 
 from npdg.apis import experiment  # noqa: E402
 from npdg.apis.demo import TARGETS, run_one  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 from npdg.utils.settings import split_overrides  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = dict(baseline='configs/demo/deeplab_r18_synthetic.py',
-               perturb_only='configs/controls/demo_r18/perturb_only.py',
-               npdg='configs/demo/npdg_deeplab_r18_synthetic.py',
-               slimming='configs/controls/demo_r18/slimming.py',
-               l1='configs/controls/demo_r18/l1.py',
-               l2='configs/controls/demo_r18/l2.py')
-COLUMNS = (*TARGETS, 'mean', 'source')
+DATA = dict(root='data/synthetic_bench', appearance_shift=3.0, gta_frames=800)
+PRETRAIN = 'configs/bench/pretrain_source.py'
+BENCH = 'configs/bench/'
+CONTROLS = 'configs/controls/bench_r18h/'
+# study -> {run name: (config, cfg options)}; seeds come from --seeds (main) or 0.
+STUDIES = dict(
+    main=dict(
+        source_only=(BENCH + 'source_only.py', {}),
+        perturb_only=(CONTROLS + 'perturb_only.py', {}),
+        npdg=(CONTROLS + 'npdg_flops50.py', {}),
+        slimming=(CONTROLS + 'slimming_flops50.py', {}),
+        l1=(CONTROLS + 'l1_flops50.py', {}),
+        l2=(CONTROLS + 'l2_flops50.py', {}),
+    ),
+    ablations=dict(
+        npdg_r30=(BENCH + 'npdg.py', {}),
+        npdg_r30_lam0_binary_only=(BENCH + 'npdg.py', {'lam': 0.0}),
+        npdg_r30_lam1_unary_only=(BENCH + 'npdg.py', {'lam': 1.0}),
+        npdg_r10=(BENCH + 'npdg.py', {'prune_ratio': 0.1}),
+        npdg_r20=(BENCH + 'npdg.py', {'prune_ratio': 0.2}),
+        npdg_r40=(BENCH + 'npdg.py', {'prune_ratio': 0.4}),
+        npdg_r30_no_perturbation=(BENCH + 'npdg_no_perturbation.py', {}),
+        slimming_r30=(CONTROLS + 'slimming.py', {}),
+        l1_r30=(CONTROLS + 'l1.py', {}),
+    ),
+    perturbation=dict(
+        perturb_share25=(CONTROLS + 'perturb_only.py', {'stylized_ratio': 0.25}),
+        perturb_share50=(CONTROLS + 'perturb_only.py', {}),
+        perturb_share100=(CONTROLS + 'perturb_only.py', {'stylized_ratio': 1.0}),
+        perturb_random_styles=(CONTROLS + 'perturb_only.py', {'ascent_steps': 0}),
+        perturb_step03=(CONTROLS + 'perturb_only.py', {'perturbation.step_size': 0.3}),
+        perturb_jitter_x2=(CONTROLS + 'perturb_only.py', {'perturbation.mean_jitter': 0.2,
+                                                          'perturbation.std_jitter': 0.4}),
+    ),
+    # Label-free choice of s (configs/bench/npdg.py): NPDG at half the FLOPs, chosen
+    # by the pseudo-target mIoU (held-out source frames, re-styled).
+    sparsity={f'npdg_s{s:g}': (CONTROLS + 'npdg_flops50.py', {'sparsity': s})
+              for s in (0.03, 0.1, 0.3)},
+    oracle={f'oracle_{t}': (BENCH + f'oracle_{t}.py', {}) for t in TARGETS},
+    convergence=dict(
+        source_only_600=(BENCH + 'source_only.py', {}),
+        source_only_900=(BENCH + 'source_only.py', {'max_iters': 900}),
+    ),
+)
+DEFAULT_RUNS = dict(main=['source_only', 'perturb_only', 'npdg', 'slimming', 'l1'])
+DEFAULT_SEEDS = dict(main=[0, 1, 2])
 
 
 def mean_std(values):
@@ -50,50 +109,169 @@ def mean_std(values):
     return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def run_cached(method, seed, options, work_dir, data_root):
-    """Train and test one arm for one seed, or reuse the run with the same key."""
-    opts = dict(options, **{'randomness.seed': seed})
-    cfg = experiment.retarget_data_root(
-        experiment.load_config(CONFIGS[method], opts), data_root)
+def sha256(path):
+    """SHA-256 of a file (the warm start's identity in every result)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(config, options, data_root):
+    """The resolved config of a run."""
+    return experiment.retarget_data_root(experiment.load_config(config, options), data_root)
+
+
+def cached(name, config, options, work_dir, data_root):
+    """Train and test one run, or reuse the run with the same key."""
+    cfg = load(config, options, data_root)
     key = experiment.run_key(cfg)
-    work = osp.join(work_dir, f'{method}_seed{seed}_{key}')
+    work = osp.join(work_dir, f'{name}_{key}')
     cache = osp.join(work, 'result.json')
     if osp.isfile(cache):
-        result = json.load(open(cache))
+        with open(cache) as f:
+            result = json.load(f)
         if result.get('run_key') == key:
-            print(f'[accuracy] {method} seed {seed}: cached ({work})', flush=True)
+            print(f'[bench] {name}: cached ({work})', flush=True)
             return result
-    print(f'[accuracy] {method} seed {seed}: training ({work})', flush=True)
-    result = run_one(CONFIGS[method], work, data_root, cfg_options=opts)
-    result['run_key'] = key
+    print(f'[bench] {name}: training ({work})', flush=True)
+    result = run_one(config, work, data_root, cfg_options=options)
+    result.update(run_key=key, options={k: str(v) for k, v in options.items()},
+                  warm_start=options.get('warm_start'))
+    report = osp.join(work, 'train', 'pruning', 'pruning_report.json')
+    if osp.isfile(report):
+        with open(report) as f:
+            step = json.load(f)['steps'][-1]
+        result['pruning'] = {k: step.get(k) for k in ('iter', 'removed', 'total', 'budget',
+                                                      'gflops_before', 'gflops_after',
+                                                      'target_gflops', 'shortfall')}
     os.makedirs(work, exist_ok=True)
-    json.dump(result, open(cache, 'w'), indent=1)
+    with open(cache, 'w') as f:
+        json.dump(result, f, indent=1)
     return result
 
 
+def warm_start(args):
+    """Path of the warm start: given, or trained once per config and code version."""
+    if args.warm_start:
+        if not osp.isfile(args.warm_start):
+            raise FileNotFoundError(f'--warm-start {args.warm_start}: no such file. Train it with '
+                                    f'`python tools/train.py {PRETRAIN}` or leave the option out.')
+        return args.warm_start, None
+    result = cached('pretrain_source', PRETRAIN, {}, args.work_dir, DATA['root'])
+    return result['checkpoint'], result
+
+
+SHIFTS = {1.0: 'data/synthetic_bench_shift1', 2.0: 'data/synthetic_bench_shift2',
+          3.0: DATA['root']}
+
+
+def shift_study(runs):
+    """Test the main study's checkpoints on the targets at appearance shift 1, 2 and 3.
+
+    Same scenes and labels at every shift (only the targets' global appearance
+    moves), so the change with the shift is what a style perturbation can reach.
+
+    Returns:
+        dict: ``{run: {shift: (mean, std) of mean target mIoU}}`` and the perturbation's
+        effect (perturb_only - source_only) per shift.
+    """
+    for shift, root in SHIFTS.items():
+        if root != DATA['root']:
+            prepare_synthetic_domains(root, seed=0, appearance_shift=shift, domains=TARGETS)
+    table = {}
+    for name, by_seed in runs.items():
+        config, options = STUDIES['main'][name]
+        table[name] = {}
+        for shift, root in SHIFTS.items():
+            values = []
+            for seed, result in by_seed.items():
+                if root == DATA['root']:
+                    values.append(result['mean_mIoU'])
+                    continue
+                cache = osp.join(osp.dirname(osp.dirname(result['checkpoint'])),
+                                 f'shift{shift:g}.json')
+                if not osp.isfile(cache):
+                    opts = dict(options, warm_start=result['warm_start'],
+                                **{'randomness.seed': seed})
+                    cfg = experiment.retarget_data_root(load(config, opts, DATA['root']), root,
+                                                        default=DATA['root'])
+                    metrics = experiment.test(cfg, result['checkpoint'],
+                                              osp.join(osp.dirname(cache), f'test_shift{shift:g}'))
+                    with open(cache, 'w') as f:
+                        json.dump({k: float(v) for k, v in metrics.items()
+                                   if isinstance(v, (int, float))}, f, indent=1)
+                with open(cache) as f:
+                    values.append(json.load(f)['mIoU'])
+            table[name][shift] = mean_std(values)
+    lines = ['| run | ' + ' | '.join(f'shift {s:g}' for s in SHIFTS) + ' |',
+             '|---|' + '---|' * len(SHIFTS)]
+    for name, row in table.items():
+        lines.append(f'| {name} | ' + ' | '.join(f'{m:.2f} +- {sd:.2f}'
+                                                 for m, sd in row.values()) + ' |')
+    if 'source_only' in table and 'perturb_only' in table:
+        lines.append('| perturbation effect | ' + ' | '.join(
+            f"{table['perturb_only'][s][0] - table['source_only'][s][0]:+.2f}"
+            for s in SHIFTS) + ' |')
+    return table, lines
+
+
+def sparsity_rule(checkpoint, data_root, config=BENCH + 'npdg.py'):
+    """The label-free choice of s: total shrink at omega = 1 = the r-quantile of |gamma|.
+
+    Over the sparse phase (iterations before the prune step) the proximal step
+    moves a scale by ``lr_t * s * omega``; at omega = 1 (an average unit) the
+    total is ``s * sum(lr_t)``. s is set so that this equals the r-quantile of
+    the units' |gamma| in the warm start: an average-sensitivity unit in the
+    lowest r of scales can reach 0, a more sensitive one sooner.
+
+    Returns:
+        dict: The figures (quantile, sum of lr, s).
+    """
+    import torch
+
+    from npdg.importance import BNScaleImportance
+    from npdg.pruning.units import collect_units
+    from npdg.utils.model import build_segmentor
+    cfg = load(config, dict(warm_start=checkpoint), data_root)
+    model = build_segmentor(cfg, checkpoint)
+    _, units = collect_units(model, tuple(cfg.trace_shape))
+    scales = torch.cat([BNScaleImportance()(u).float() for u in units])
+    ratio, prune_at = cfg.prune_ratio, cfg.prune_iters[-1]
+    sched = next(p for p in cfg.param_scheduler if p['type'] == 'PolyLR')
+    lr, eta, power, total = cfg.lr, sched['eta_min'], sched['power'], cfg.max_iters
+    sum_lr = sum((lr - eta) * (1 - t / total) ** power + eta for t in range(prune_at))
+    quantile = float(torch.quantile(scales, ratio))
+    return dict(units=int(scales.numel()), ratio=ratio, quantile=quantile,
+                median=float(scales.median()), sum_lr=sum_lr, s=quantile / sum_lr)
+
+
 def summarise(runs):
-    """Per arm: mean +- std over seeds of every figure."""
+    """Per run name: mean +- std over seeds of every figure."""
     summary = {}
-    for method, by_seed in runs.items():
+    for name, by_seed in runs.items():
         rows = list(by_seed.values())
         entry = {t: mean_std([r['targets'][t]['mIoU'] for r in rows]) for t in TARGETS}
         entry['mean'] = mean_std([r['mean_mIoU'] for r in rows])
         entry['source'] = mean_std([r['source_mIoU'] for r in rows])
-        for key, name in (('gflops', 'gflops'), ('params', 'params'),
-                          ('latency_ms', 'latency_ms'), ('train_seconds', 'train_s')):
-            entry[name] = mean_std([r[key] for r in rows])
+        entry['pseudo'] = mean_std([r.get('pseudo_target_mIoU', float('nan')) for r in rows])
+        for key, out in (('gflops', 'gflops'), ('params', 'params'),
+                         ('latency_ms', 'latency_ms'), ('train_seconds', 'train_s')):
+            entry[out] = mean_std([r[key] for r in rows])
         entry['seeds'] = sorted(by_seed)
-        summary[method] = entry
+        summary[name] = entry
     return summary
 
 
 def table(summary):
-    """Markdown table of the summary."""
-    head = ['arm', *TARGETS, 'mean target', 'source (held-out)', 'GFLOPs', 'params (M)',
-            'latency (ms)', 'train (s)']
+    """Markdown table of a summary."""
+    head = ['run', 'seeds', *TARGETS, 'mean target', 'source (held-out)', 'pseudo-target',
+            'GFLOPs', 'params (M)', 'latency (ms)', 'train (s)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for method, e in summary.items():
-        cells = [method] + [f'{e[k][0]:.2f} +- {e[k][1]:.2f}' for k in COLUMNS] + [
+    for name, e in summary.items():
+        cells = [name, str(len(e['seeds']))] + [
+            f'{e[k][0]:.2f} +- {e[k][1]:.2f}' for k in (*TARGETS, 'mean', 'source', 'pseudo')] + [
             f"{e['gflops'][0]:.3f}", f"{e['params'][0] / 1e6:.2f}",
             f"{e['latency_ms'][0]:.1f}", f"{e['train_s'][0]:.0f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -101,17 +279,17 @@ def table(summary):
 
 
 def plot(summary, path):
-    """Mean target mIoU (+- std) against GFLOPs, one point per arm."""
+    """Mean target mIoU (+- std) against GFLOPs, one point per run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, e in summary.items():
+    for name, e in summary.items():
         ax.errorbar(e['gflops'][0], e['mean'][0], yerr=e['mean'][1], fmt='o', capsize=3,
-                    label=method)
+                    label=name)
     ax.set_xlabel('GFLOPs (3x128x256)')
     ax.set_ylabel('mean target mIoU (%)')
-    ax.set_title('synthetic domains, mean +- std over seeds')
+    ax.set_title('benchmark regime, mean +- std over seeds')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -121,32 +299,77 @@ def plot(summary, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--work-dir', default='work_dirs/bench_accuracy')
-    parser.add_argument('--out', default=osp.join('benchmarks', 'results', 'accuracy'))
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--study', default='main', choices=list(STUDIES))
+    parser.add_argument('--runs', nargs='+', default=None,
+                        help='run names of the study (default: all; main: the 5 arms)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=None,
+                        help='default 0 1 2 for the main study, 0 for the others')
+    parser.add_argument('--warm-start', default=None,
+                        help='use this warm-start checkpoint instead of training '
+                             f'{PRETRAIN} (its SHA-256 is recorded)')
+    parser.add_argument('--work-dir', default='work_dirs/bench')
+    parser.add_argument('--out-dir', default=osp.join('benchmarks', 'results'))
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='overrides for every run that reads them (e.g. a smoke run: '
+                             'max_iters=20 prune_iters=[10])')
+    parser.add_argument('--shift', action='store_true',
+                        help='also test every run on the targets at appearance shift 1, 2, 3')
+    parser.add_argument('--choose-sparsity', action='store_true',
+                        help='print the label-free choice of s for configs/bench/npdg.py '
+                             'from the warm start, and stop')
     args = parser.parse_args()
     os.chdir(ROOT)
-    prepare_synthetic_domains(args.data_root)
-    options = split_overrides({m: CONFIGS[m] for m in args.methods}, args.cfg_options,
-                              read_keys=experiment.READ_KEYS)
-    runs = {m: {} for m in args.methods}
-    for seed in args.seeds:
-        for method in args.methods:
-            runs[method][seed] = run_cached(method, seed, options[method], args.work_dir,
-                                            args.data_root)
+    if args.choose_sparsity:
+        ckpt, _ = warm_start(args)
+        print(json.dumps(sparsity_rule(ckpt, DATA['root']), indent=1))
+        return
+    study = STUDIES[args.study]
+    names = args.runs or DEFAULT_RUNS.get(args.study, list(study))
+    unknown = sorted(set(names) - set(study))
+    if unknown:
+        parser.error(f'unknown runs {unknown} for --study {args.study}; choose from {list(study)}')
+    seeds = args.seeds or DEFAULT_SEEDS.get(args.study, [0])
+    t0 = time.time()
+    prepare_synthetic_domains(DATA['root'], seed=0, appearance_shift=DATA['appearance_shift'],
+                              num_images={'gta': {'all': DATA['gta_frames']}})
+    ckpt, pretrain = warm_start(args)
+    ckpt_sha = sha256(ckpt)
+    print(f'[bench] warm start {ckpt} (sha256 {ckpt_sha[:16]}...)', flush=True)
+    extra = split_overrides({n: study[n][0] for n in names}, args.cfg_options,
+                            read_keys=experiment.READ_KEYS)
+    runs = {n: {} for n in names}
+    for seed in seeds:
+        for name in names:
+            config, options = study[name]
+            opts = dict(options, **extra[name], warm_start=ckpt, **{'randomness.seed': seed})
+            runs[name][seed] = cached(f'{name}_seed{seed}', config, opts, args.work_dir,
+                                      DATA['root'])
     summary = summarise(runs)
     lines = table(summary)
+    shift = None
+    if args.shift and args.study == 'main':
+        shift_table, shift_lines = shift_study(runs)
+        shift = {n: {f'{s:g}': v for s, v in row.items()} for n, row in shift_table.items()}
+        lines += ['', 'Mean target mIoU against the appearance shift of the targets:', '',
+                  *shift_lines]
     print('\n'.join(lines))
-    os.makedirs(osp.dirname(args.out), exist_ok=True)
-    json.dump(dict(summary=summary, runs=runs, table=lines, code_version=experiment.code_version(),
-                   note='mIoU %, 19 classes, Mapillary narrow mapping; FLOPs at 3x128x256; '
-                        'last iteration, nothing selected on the targets'),
-              open(args.out + '.json', 'w'), indent=1)
-    plot(summary, args.out + '.png')
-    print(f'saved {args.out}.json and {args.out}.png')
+    out = osp.join(args.out_dir, f'bench_{args.study}')
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(out + '.json', 'w') as f:
+        json.dump(dict(study=args.study, summary=summary, runs=runs, table=lines, shift=shift,
+                       configs={n: list(study[n]) for n in names}, seeds=seeds,
+                       warm_start=dict(path=ckpt, sha256=ckpt_sha, result=pretrain),
+                       data=DATA, code_version=experiment.code_version(),
+                       wall_seconds=round(time.time() - t0, 1),
+                       note='mIoU %, 19 classes, Mapillary narrow mapping; FLOPs at '
+                            '3x128x256; last iteration, nothing selected on the targets'),
+                  f, indent=1)
+    with open(out + '.md', 'w') as f:
+        f.write(f'`python benchmarks/accuracy.py --study {args.study}` (seeds {seeds}; '
+                f'warm start sha256 {ckpt_sha[:16]})\n\n' + '\n'.join(lines) + '\n')
+    if args.study == 'main':
+        plot(summary, out + '.png')
+    print(f'saved {out}.json / .md ({time.time() - t0:.0f} s)')
 
 
 if __name__ == '__main__':

@@ -30,7 +30,16 @@ def test_config_loads_and_builds(path):
     assert cfg.test_evaluator['type'] == 'MultiTargetIoUMetric'
     targets = list(cfg.test_dataloader.dataset.datasets.keys())
     assert targets == cfg.test_evaluator['targets']
-    assert cfg.train_dataloader.dataset.type == 'GTA5Dataset'
+    train = cfg.train_dataloader.dataset
+    oracle = osp.basename(path).startswith('oracle_')
+    if oracle:  # trains on the target's own train split, tests on its val split
+        target = osp.splitext(osp.basename(path))[0][len('oracle_'):]
+        test = cfg.test_dataloader.dataset.datasets[target]
+        assert train.type == test.type and train.data_root == test.data_root
+        assert 'train' in train.data_prefix['img_path']
+        assert 'train' not in str(test.get('data_prefix', 'validation/images'))
+    else:
+        assert train.type == 'GTA5Dataset'
     assert any(h['type'] == 'ModelComplexityHook' for h in cfg.custom_hooks)
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
     with torch.no_grad():
@@ -92,11 +101,13 @@ RECIPES = {  # recipe: (NPDG config, source-only control)
                       'configs/baselines/segformer_mit-b5_gta.py'),
     'demo_r18': ('configs/demo/npdg_deeplab_r18_synthetic.py',
                  'configs/demo/deeplab_r18_synthetic.py'),
+    'bench_r18h': ('configs/bench/npdg.py', 'configs/bench/source_only.py'),
 }
 # What runs besides the hooks: a control must match its NPDG config in all of it.
 RECIPE_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
                'val_evaluator', 'test_evaluator', 'optim_wrapper', 'param_scheduler',
-               'train_cfg', 'val_cfg', 'test_cfg', 'default_hooks', 'randomness', 'env_cfg')
+               'train_cfg', 'val_cfg', 'test_cfg', 'default_hooks', 'randomness', 'env_cfg',
+               'load_from')
 
 
 def _hooks(cfg):
@@ -203,3 +214,14 @@ def test_run_seed_reaches_style_draws_and_statistics_sampling():
     assert not torch.equal(draws[0], draws[1])
     stats = HOOKS.build(dict(type='SensitivityStatisticsHook'))
     assert stats.seed is None  # resolved from the run at before_run
+
+
+def test_retarget_data_root_moves_whole_path_components_only():
+    from mmengine.config import Config
+
+    from npdg.apis.experiment import retarget_data_root
+    cfg = Config(dict(a='data/synthetic/gta', b=['data/synthetic_bench/gta', 'data/synthetic'],
+                      c=dict(d='data/synthetically')))
+    retarget_data_root(cfg, '/tmp/x')
+    assert cfg.a == '/tmp/x/gta' and cfg.b == ['data/synthetic_bench/gta', '/tmp/x']
+    assert cfg.c.d == 'data/synthetically'

@@ -298,3 +298,28 @@ def test_check_seg_sample_uses_size_on_disk_after_test_resize():
     results['ori_shape'] = (3, 3)
     with pytest.raises(ValueError, match='differs from label'):
         check(results)
+
+
+def test_pseudo_target_style_is_a_fixed_draw_per_image():
+    from npdg.datasets.transforms import PseudoTargetStyle
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    t = PseudoTargetStyle(seed=3)
+    a = t(dict(img=img.copy(), img_path='/x/frame_a.png'))['img']
+    again = t(dict(img=img.copy(), img_path='/other/dir/frame_a.png'))['img']
+    b = t(dict(img=img.copy(), img_path='/x/frame_b.png'))['img']
+    other_seed = PseudoTargetStyle(seed=4)(dict(img=img.copy(), img_path='/x/frame_a.png'))['img']
+    assert a.shape == img.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, again)  # the draw follows the file name and seed
+    assert not np.array_equal(a, b) and not np.array_equal(a, other_seed)
+    assert not np.array_equal(a, img)
+    # Degenerate ranges are the identity (up to rounding).
+    same = PseudoTargetStyle(gain=(1, 1), contrast=(1, 1), gamma=(1, 1), saturation=(1, 1))
+    out = same(dict(img=img.copy(), img_path='f.png'))['img']
+    assert np.abs(out.astype(int) - img.astype(int)).max() <= 1
+    # Gain alone scales the channels by the drawn factors.
+    gain = PseudoTargetStyle(gain=(0.5, 0.5), contrast=(1, 1), gamma=(1, 1), saturation=(1, 1))
+    half = gain(dict(img=np.full((2, 2, 3), 200, np.uint8), img_path='f.png'))['img']
+    assert (half == 100).all()
+    with pytest.raises(ValueError, match='gamma'):
+        PseudoTargetStyle(gamma=(0, 1))

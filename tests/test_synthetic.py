@@ -369,3 +369,29 @@ def test_cli_runs_from_repo_root(tmp_path):
     assert m['params']['counts'] == {'gta': {'all': 3},
                                      'bdd100k': {'train': 1, 'val': 1}}
     assert len(m['domains']['gta']['size_mismatches']) == 1
+
+
+def test_appearance_shift_scales_the_targets_global_departures(tmp_path):
+    from npdg.synthetic.styles import get_style
+    assert get_style('cityscapes', 1.0) is get_style('cityscapes')
+    assert get_style('gta', 3.0) is get_style('gta')  # the source never moves
+    base, far = get_style('bdd100k'), get_style('bdd100k', 2.0)
+    assert far.hsv == pytest.approx((2 * base.hsv[0], 1 + 2 * (base.hsv[1] - 1),
+                                     1 + 2 * (base.hsv[2] - 1)))
+    assert far.contrast == pytest.approx(tuple(1 + 2 * (c - 1) for c in base.contrast))
+    assert far.material_hsv == base.material_hsv and far.noise == base.noise
+    # Same scene and label, another image; the GTA frame is byte-identical.
+    key = [0, 1, 0, 5]
+    rgb1, el1, _, _ = render_sample('cityscapes', key, 0.5)
+    rgb3, el3, _, _ = render_sample('cityscapes', key, 0.5, 3.0)
+    np.testing.assert_array_equal(el1, el3)
+    assert np.abs(rgb1.astype(int) - rgb3.astype(int)).mean() > 5
+    g1, _, _, _ = render_sample('gta', key, 0.5)
+    g3, _, _, _ = render_sample('gta', key, 0.5, 3.0)
+    np.testing.assert_array_equal(g1, g3)
+    m = generate_synthetic_domains(str(tmp_path / 's'), num_images=1, domains=['gta'],
+                                   appearance_shift=3.0, verbose=False)
+    assert m['params']['appearance_shift'] == 3.0
+    m = generate_synthetic_domains(str(tmp_path / 'd'), num_images=1, domains=['gta'],
+                                   verbose=False)
+    assert 'appearance_shift' not in m['params']  # older manifests stay valid

@@ -62,6 +62,10 @@ def parse_args(argv=None):
                    "(default); 'v1.2': <split>/labels")
     p.add_argument('--gta-size-mismatches', type=int, default=2,
                    help='GTA frames whose label size differs (default 2)')
+    p.add_argument('--appearance-shift', type=float, default=1.0,
+                   help="scale of the targets' global appearance departures "
+                   '(cast, white balance, exposure, saturation, contrast, '
+                   'gamma); 1 = as designed (default), 2 = twice as far')
     p.add_argument('--domains', nargs='+', default=None, choices=DOMAINS,
                    help='generate only these domains (default: all)')
     p.add_argument('--nproc', type=int, default=min(os.cpu_count() or 1, 4),
@@ -96,7 +100,7 @@ def main(argv=None):
         scale=args.scale, mapillary_layout=args.mapillary_layout,
         gta_size_mismatches=args.gta_size_mismatches,
         overwrite=args.overwrite, nproc=args.nproc, domains=args.domains,
-        verbose=not args.quiet)
+        verbose=not args.quiet, appearance_shift=args.appearance_shift)
     if not args.quiet:
         for d in DOMAINS:
             if d in manifest['domains']:

@@ -30,7 +30,8 @@ def run_one(config, work_dir, data_root, cfg_options=None):
 
     Returns:
         dict: ``targets.<name>.mIoU``, ``mean_mIoU``, ``source_mIoU``,
-        ``gflops``, ``params``, ``latency_ms``, ``checkpoint``, timings.
+        ``pseudo_target_mIoU`` (when the config defines
+        ``syn_pseudo_target_pipeline``), ``gflops``, ``params``, ``latency_ms``, ``checkpoint``, timings.
     """
     cfg = experiment.retarget_data_root(experiment.load_config(config, cfg_options), data_root)
     t0 = time.time()
@@ -41,6 +42,15 @@ def run_one(config, work_dir, data_root, cfg_options=None):
         cfg, ckpt, osp.join(work_dir, 'test_source'),
         dataset=dict(type='MultiTargetDataset', datasets=dict(gta=cfg.syn_gta_val)),
         targets=['gta'])
+    pseudo = None
+    if cfg.get('syn_pseudo_target_pipeline'):
+        # Held-out source frames re-styled by a fixed random camera: label-free
+        # model selection (configs/_base_/datasets/synthetic.py).
+        pseudo = experiment.test(
+            cfg, ckpt, osp.join(work_dir, 'test_pseudo_target'),
+            dataset=dict(type='MultiTargetDataset', datasets=dict(
+                pseudo=dict(cfg.syn_gta_val, pipeline=cfg.syn_pseudo_target_pipeline))),
+            targets=['pseudo'])['pseudo/mIoU']
     shape = tuple(next(h['input_shape'] for h in cfg.custom_hooks
                        if h['type'] == 'ModelComplexityHook'))
     cost = experiment.measure(cfg, ckpt, shape)
@@ -51,6 +61,8 @@ def run_one(config, work_dir, data_root, cfg_options=None):
         gflops=cost['gflops'], params=cost['params'], latency_ms=cost['latency_ms'],
         flops_input=cost['input_shape'], checkpoint=ckpt, config=config,
         train_seconds=round(train_s, 1))
+    if pseudo is not None:
+        result['pseudo_target_mIoU'] = float(pseudo)
     result['source_target_gap'] = result['source_mIoU'] - result['mean_mIoU']
     return result
 

@@ -13,7 +13,7 @@ from npdg.analysis.latency import segmentor_latency
 from npdg.utils.config import ensure_hook
 from npdg.utils.workdir_lock import WorkDirLock
 
-READ_KEYS = ('syn_gta_val', )  # top-level config keys the demo itself reads
+READ_KEYS = ('syn_gta_val', 'syn_pseudo_target_pipeline')  # top-level config keys the demo itself reads
 
 
 def train(cfg, work_dir):
@@ -119,8 +119,8 @@ def retarget_data_root(cfg, data_root, default='data/synthetic'):
                 node[key] = walk(value)
         elif isinstance(node, list):
             return [walk(v) for v in node]
-        elif isinstance(node, str) and node.startswith(default):
-            return data_root + node[len(default):]
+        elif isinstance(node, str) and (node == default or node.startswith(default + '/')):
+            return data_root + node[len(default):]  # whole path components only
         return node
 
     if osp.normpath(data_root) != osp.normpath(default):

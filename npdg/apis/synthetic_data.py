@@ -53,11 +53,16 @@ def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwar
     from npdg.synthetic import generate_synthetic_domains
 
     manifest = generate_synthetic_domains(root, seed=seed, nproc=nproc, **gen_kwargs)
+    made = set(manifest['domains'])
     print_log('Converting the synthetic domains with the real converters ...', logger='current')
-    convert_gta(osp.join(root, 'gta'), nproc=nproc)
-    convert_cityscapes(osp.join(root, 'cityscapes'), nproc=nproc)
-    convert_mapillary(osp.join(root, 'mapillary'), mapping='narrow', nproc=nproc)
-    n_train, n_val = write_holdout_split(osp.join(root, 'gta'))
-    print_log(f'Synthetic GTA5 split: {n_train} train / {n_val} held-out frames.',
-              logger='current')
+    if 'cityscapes' in made:
+        convert_cityscapes(osp.join(root, 'cityscapes'), nproc=nproc)
+    if 'mapillary' in made:
+        convert_mapillary(osp.join(root, 'mapillary'), mapping='narrow', nproc=nproc,
+                          splits=('training', 'validation'))  # training: the oracle's
+    if 'gta' in made:
+        convert_gta(osp.join(root, 'gta'), nproc=nproc)
+        n_train, n_val = write_holdout_split(osp.join(root, 'gta'))
+        print_log(f'Synthetic GTA5 split: {n_train} train / {n_val} held-out frames.',
+                  logger='current')
     return manifest

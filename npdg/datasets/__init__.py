@@ -2,7 +2,7 @@
 from .gta import GTA5Dataset
 from .mapillary import Mapillary19Dataset
 from .multi_target import MultiTargetDataset
-from .transforms import CheckSegSample
+from .transforms import CheckSegSample, PseudoTargetStyle
 
 __all__ = ['GTA5Dataset', 'Mapillary19Dataset', 'MultiTargetDataset',
-           'CheckSegSample']
+           'CheckSegSample', 'PseudoTargetStyle']

@@ -150,3 +150,59 @@ class CheckSegSample(BaseTransform):
         return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
                 f'ignore_index={self.ignore_index}, '
                 f'check_size={self.check_size})')
+
+
+@TRANSFORMS.register_module()
+class PseudoTargetStyle(BaseTransform):
+    """Re-style an image by a fixed random camera: a label-free pseudo-target.
+
+    Held-out *source* frames passed through this transform stand in for an
+    unseen domain when a setting must be chosen without target labels
+    (``benchmarks/accuracy.py --study perturbation``). Each image gets its own
+    draw, fixed by ``seed`` and the image's file name (the same image is
+    always re-styled the same way): per-channel gain, global contrast,
+    gamma and saturation, each uniform in its range. Nothing here is taken
+    from any target domain.
+
+    Required keys: ``img`` (uint8 BGR), ``img_path``. Modified key: ``img``.
+
+    Args:
+        gain (tuple[float]): Range of the per-channel gains.
+        contrast (tuple[float]): Range of the contrast factor (around the mean).
+        gamma (tuple[float]): Range of the gamma exponent.
+        saturation (tuple[float]): Range of the saturation factor.
+        seed (int): Seed of the draws.
+    """
+
+    def __init__(self, gain: Tuple[float, float] = (0.7, 1.3),
+                 contrast: Tuple[float, float] = (0.6, 1.4),
+                 gamma: Tuple[float, float] = (0.7, 1.5),
+                 saturation: Tuple[float, float] = (0.5, 1.5), seed: int = 0) -> None:
+        for name, (low, high) in dict(gain=gain, contrast=contrast, gamma=gamma,
+                                      saturation=saturation).items():
+            if not 0 < low <= high:
+                raise ValueError(f'PseudoTargetStyle: {name} must be a range 0 < low <= high, '
+                                 f'got {(low, high)}')
+        self.gain, self.contrast, self.gamma, self.saturation = gain, contrast, gamma, saturation
+        self.seed = int(seed)
+
+    def _rng(self, path: str) -> np.random.Generator:
+        import hashlib
+        import os.path as osp
+        digest = hashlib.sha256(f'{self.seed}:{osp.basename(str(path))}'.encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], 'little'))
+
+    def transform(self, results: dict) -> dict:
+        rng = self._rng(results.get('img_path', ''))
+        img = results['img'].astype(np.float32) / 255.0
+        img = img * rng.uniform(*self.gain, size=3).astype(np.float32)
+        grey = img.mean(axis=2, keepdims=True)
+        img = grey + (img - grey) * np.float32(rng.uniform(*self.saturation))
+        img = img.mean() + (img - img.mean()) * np.float32(rng.uniform(*self.contrast))
+        img = np.clip(img, 0.0, 1.0) ** np.float32(rng.uniform(*self.gamma))
+        results['img'] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(gain={self.gain}, contrast={self.contrast}, '
+                f'gamma={self.gamma}, saturation={self.saturation}, seed={self.seed})')

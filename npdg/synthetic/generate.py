@@ -202,17 +202,20 @@ def _plan(params):
                 tasks.append(dict(domain=domain, split=split, key=[seed, di,
                                                                     si, i],
                                   image=img, label=lab, scale=params['scale'],
+                                  shift=params.get('appearance_shift', 1.0),
                                   mismatch=mismatch.get(i)))
     return tasks
 
 
-def render_sample(domain, key, scale):
+def render_sample(domain, key, scale, shift=1.0):
     """Render one image and its element map (no files written).
 
     Args:
         domain (str): Domain key.
         key (list[int]): Seed-sequence entropy of this image.
         scale (float): Size multiplier.
+        shift (float): Appearance shift of the targets (see
+            :func:`npdg.synthetic.styles.get_style`).
 
     Returns:
         tuple: ``(rgb, element_map, capture, scene)``.
@@ -222,7 +225,7 @@ def render_sample(domain, key, scale):
         np.random.default_rng(s) for s in ss.spawn(4)]
     width, height = image_size(domain, size_rng, scale)
     scene = sample_scene(layout_rng, width / height)
-    style = get_style(domain)
+    style = get_style(domain, shift)
     capture = sample_capture(style, capture_rng)
     if capture.hood != 'none':
         add_ego_vehicle(scene, capture_rng, capture.hood_height,
@@ -237,7 +240,7 @@ def _run_task(task, out_root):
     """Render and write one image/label pair; return its record."""
     domain = task['domain']
     rgb, elements, capture, scene = render_sample(domain, task['key'],
-                                                  task['scale'])
+                                                  task['scale'], task['shift'])
     label = encode_label(domain, elements)
     if task['mismatch'] is not None:
         dw, dh = task['mismatch']
@@ -342,7 +345,8 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
                                num_images=None, scale=1.0,
                                mapillary_layout='v1.2+v2.0',
                                gta_size_mismatches=2, overwrite=False,
-                               nproc=1, domains=None, verbose=True):
+                               nproc=1, domains=None, verbose=True,
+                               appearance_shift=1.0):
     """Write miniature GTA5, Cityscapes, BDD100K and Mapillary datasets.
 
     Args:
@@ -371,6 +375,12 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
         domains (Sequence[str], optional): Subset of
             ``('gta', 'cityscapes', 'bdd100k', 'mapillary')`` (default all).
         verbose (bool): Print progress.
+        appearance_shift (float): How far the targets' global appearance
+            (colour cast, white balance, exposure, saturation, contrast,
+            gamma) departs from a neutral camera, as a multiple of their
+            listed styles (1: as listed; 2: twice as far). The source is
+            unchanged; scenes, labels and file names do not depend on it.
+            Recorded in the manifest when it is not 1.
 
     Returns:
         dict: The manifest (also written to ``<out_root>/manifest.json``).
@@ -391,6 +401,10 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
         'mapillary_layout': mapillary_layout,
         'gta_size_mismatches': int(gta_size_mismatches),
     }
+    if appearance_shift != 1.0:  # absent at 1: older manifests stay valid
+        if not appearance_shift >= 0:
+            raise ValueError(f'appearance_shift must be >= 0, got {appearance_shift!r}')
+        params['appearance_shift'] = float(appearance_shift)
     out_root = os.fspath(out_root)
     existing = _prepare_root(out_root, params, overwrite, log)
     if existing is not None:

@@ -211,7 +211,7 @@ def render(layers, style, capture, rng):
     """
     h, w = layers.shape
     pid = layers.pid
-    colours, counts = palette_table(style.name)
+    colours, counts = palette_table(style.name, style.shift)
     mat, var = layers.material, layers.variant
     table = colours[mat, var % counts[mat]] * layers.shade[:, None]
     jitter = 1.0 + style.instance_jitter * rng.standard_normal(

@@ -102,6 +102,7 @@ class DomainStyle:
     hood_height: tuple = (0.06, 0.1)
     mount_p: float = 0.0
     instance_jitter: float = 0.06
+    shift: float = 1.0
 
 
 @dataclasses.dataclass
@@ -269,12 +270,20 @@ STYLES = {
 }
 
 
-def get_style(name):
+def get_style(name, shift=1.0):
     """Return the :class:`DomainStyle` of a domain.
 
     Args:
         name (str): ``'gta'``, ``'cityscapes'``, ``'bdd100k'`` or
             ``'mapillary'``.
+        shift (float): Appearance shift of a target domain: its *global*
+            departures from a neutral camera (global hue/saturation/value,
+            colour cast, white-balance, gain, saturation, contrast and gamma
+            ranges) are multiplied by ``shift`` (1: as listed above, 2:
+            twice as far). These are the kind of differences a style
+            perturbation can reach; per-material colours, textures, noise,
+            blur, haze and the hood stay as they are. The source (``'gta'``)
+            is never changed.
 
     Returns:
         DomainStyle: The style.
@@ -282,7 +291,31 @@ def get_style(name):
     if name not in STYLES:
         raise KeyError(f'No synthetic style named {name!r}; known: '
                        f'{sorted(STYLES)}')
-    return STYLES[name]
+    if not shift >= 0:
+        raise ValueError(f'appearance shift must be >= 0, got {shift!r}')
+    if name == 'gta' or shift == 1.0:
+        return STYLES[name]
+    return _shifted_style(name, float(shift))
+
+
+def _away(value, shift, neutral=1.0):
+    """Move ``value`` (a number or a tuple of them) ``shift`` times as far from neutral."""
+    if isinstance(value, tuple):
+        return tuple(_away(v, shift, neutral) for v in value)
+    return neutral + (value - neutral) * shift
+
+
+@lru_cache(maxsize=None)
+def _shifted_style(name, shift):
+    """A target style with its global appearance departures scaled by ``shift``."""
+    style = STYLES[name]
+    dh, ds, dv = style.hsv
+    return dataclasses.replace(
+        style, shift=shift, hsv=(dh * shift, _away(ds, shift), _away(dv, shift)),
+        cast=_away(style.cast, shift), wb_red=_away(style.wb_red, shift),
+        wb_blue=_away(style.wb_blue, shift), gain=_away(style.gain, shift),
+        saturation=_away(style.saturation, shift), contrast=_away(style.contrast, shift),
+        gamma=_away(style.gamma, shift), hue_jitter=style.hue_jitter * shift)
 
 
 def _shift_hsv(rgb, dh, ds, dv):
@@ -293,18 +326,19 @@ def _shift_hsv(rgb, dh, ds, dv):
 
 
 @lru_cache(maxsize=None)
-def palette_table(name):
+def palette_table(name, shift=1.0):
     """Build a domain's material palette as a dense table.
 
     Args:
         name (str): Domain style name.
+        shift (float): Appearance shift (see :func:`get_style`).
 
     Returns:
         tuple: ``(colours, counts)``: ``colours`` is a float32 array
         ``(num_materials, max_variants, 3)`` of RGB in 0..1, ``counts`` the
         number of variants per material (index variants modulo it).
     """
-    style = get_style(name)
+    style = get_style(name, shift)
     n_var = max(len(v) for v in BASE_COLOURS.values())
     colours = np.zeros((len(M), n_var, 3), np.float32)
     counts = np.zeros(len(M), np.int64)

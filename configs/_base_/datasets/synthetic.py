@@ -4,7 +4,7 @@
 # datasets, converters and layouts as the real data.
 # '${name}' is a reference to the top-level setting `name`, resolved after
 # inheritance and --cfg-options (npdg.utils.settings).
-syn_root = 'data/synthetic'
+syn_root = 'data/synthetic'  # the benchmark regime sets 'data/synthetic_bench'
 crop_size = (96, 96)
 syn_train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -27,21 +27,21 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='GTA5Dataset', data_root=syn_root + '/gta', split_file='train.txt',
+    dataset=dict(type='GTA5Dataset', data_root='${syn_root}/gta', split_file='train.txt',
                  pipeline=syn_train_pipeline),
 )
 # Held-out synthetic GTA5 frames (the source domain), for the source-target gap.
-syn_gta_val = dict(type='GTA5Dataset', data_root=syn_root + '/gta', split_file='val.txt',
+syn_gta_val = dict(type='GTA5Dataset', data_root='${syn_root}/gta', split_file='val.txt',
                    pipeline=syn_test_pipeline)
 syn_targets = dict(
-    cityscapes=dict(type='CityscapesDataset', data_root=syn_root + '/cityscapes',
+    cityscapes=dict(type='CityscapesDataset', data_root='${syn_root}/cityscapes',
                     data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
                     pipeline=syn_test_pipeline),
-    bdd100k=dict(type='BDD100KDataset', data_root=syn_root + '/bdd100k',
+    bdd100k=dict(type='BDD100KDataset', data_root='${syn_root}/bdd100k',
                  data_prefix=dict(img_path='images/10k/val',
                                   seg_map_path='labels/sem_seg/masks/val'),
                  pipeline=syn_test_pipeline),
-    mapillary=dict(type='Mapillary19Dataset', data_root=syn_root + '/mapillary',
+    mapillary=dict(type='Mapillary19Dataset', data_root='${syn_root}/mapillary',
                    mapping='narrow', pipeline=syn_test_pipeline),
 )
 # Validation (during training) on held-out *source* frames only; the targets are
@@ -63,3 +63,13 @@ test_dataloader = dict(
 )
 test_evaluator = dict(type='MultiTargetIoUMetric',
                       targets=['cityscapes', 'bdd100k', 'mapillary'], iou_metrics=['mIoU'])
+# Label-free pseudo-target (benchmarks/accuracy.py): the held-out source frames
+# re-styled by a fixed random camera (PseudoTargetStyle); used to choose settings
+# without target labels, never a target.
+syn_pseudo_target_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PseudoTargetStyle', seed=0),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample', num_classes=19),
+    dict(type='PackSegInputs'),
+]

@@ -1,0 +1,4 @@
+# ./l2.py at half the inference FLOPs (matched to ./npdg_flops50.py).
+_base_ = ['./l2.py']
+prune_ratio = None
+target_flops_ratio = 0.5
