@@ -30,8 +30,8 @@ mapping) at the last iteration (nothing is chosen on the targets), on the
 held-out source frames, and on the label-free pseudo-target (the held-out
 source frames re-styled by ``PseudoTargetStyle``). Prints mean +- std over
 seeds; saves benchmarks/results/bench_<study>.json, a markdown table
-(bench_<study>.md) and, for the main study, bench_main.png (mean target mIoU
-against GFLOPs).
+(bench_<study>.md) and a plot, bench_<study>.png (mean target mIoU against
+GFLOPs, one point per run).
 
 Runs are cached in ``<work-dir>/<run>_seed<k>_<key>/`` where the key hashes the
 resolved config (warm-start path included) and npdg's source code: a changed
@@ -366,8 +366,7 @@ def main():
     with open(out + '.md', 'w') as f:
         f.write(f'`python benchmarks/accuracy.py --study {args.study}` (seeds {seeds}; '
                 f'warm start sha256 {ckpt_sha[:16]})\n\n' + '\n'.join(lines) + '\n')
-    if args.study == 'main':
-        plot(summary, out + '.png')
+    plot(summary, out + '.png')
     print(f'saved {out}.json / .md ({time.time() - t0:.0f} s)')
 
 
