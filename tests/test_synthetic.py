@@ -342,6 +342,7 @@ def test_refuses_foreign_data_without_manifest(tmp_path):
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(mapillary_layout='v2.0'), 'mapillary_layout'),
+    (dict(appearance_shift=-1.0), 'appearance_shift'),
     (dict(num_images={'gta': {'val': 3}}), 'unknown splits'),
     (dict(num_images={'kitti': 3}), 'unknown domains'),
     (dict(domains=['kitti']), 'domains'),

@@ -59,9 +59,9 @@ def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwar
         convert_cityscapes(osp.join(root, 'cityscapes'), nproc=nproc)
     if 'mapillary' in made:
         # training (when made): the oracle's train split
-        splits = [s for s, n in manifest['domains']['mapillary']['splits'].items() if n > 0]
+        counts = manifest['domains']['mapillary']['splits']
         convert_mapillary(osp.join(root, 'mapillary'), mapping='narrow', nproc=nproc,
-                          splits=sorted(splits, key=('training', 'validation').index))
+                          splits=[s for s in ('training', 'validation') if counts.get(s)])
     if 'gta' in made:
         convert_gta(osp.join(root, 'gta'), nproc=nproc)
         n_train, n_val = write_holdout_split(osp.join(root, 'gta'))

@@ -81,8 +81,10 @@ def _resolve_counts(num_images, domains):
 
 
 def _validate(seed, scale, mapillary_layout, gta_size_mismatches, nproc,
-              domains):
+              domains, appearance_shift=1.0):
     """Check the scalar arguments of :func:`generate_synthetic_domains`."""
+    if not appearance_shift >= 0:
+        raise ValueError(f'appearance_shift must be >= 0, got {appearance_shift!r}')
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f'seed must be a non-negative int, got {seed!r}')
     if not scale > 0:
@@ -390,7 +392,7 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
     elif isinstance(domains, str):
         domains = (domains,)
     _validate(seed, scale, mapillary_layout, gta_size_mismatches, nproc,
-              tuple(domains))
+              tuple(domains), appearance_shift)
     domains = tuple(d for d in DOMAINS if d in set(domains))
     log = print if verbose else (lambda *a, **k: None)
     params = {
@@ -402,8 +404,6 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
         'gta_size_mismatches': int(gta_size_mismatches),
     }
     if appearance_shift != 1.0:  # absent at 1: older manifests stay valid
-        if not appearance_shift >= 0:
-            raise ValueError(f'appearance_shift must be >= 0, got {appearance_shift!r}')
         params['appearance_shift'] = float(appearance_shift)
     out_root = os.fspath(out_root)
     existing = _prepare_root(out_root, params, overwrite, log)
