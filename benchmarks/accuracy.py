@@ -48,16 +48,15 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import npdg  # noqa: E402,F401
 
-from npdg.apis import experiment  # noqa: E402
-from npdg.apis.demo import TARGETS, run_one  # noqa: E402
+from npdg.apis import bench, experiment  # noqa: E402
+from npdg.apis.bench import DATA, PRETRAIN, cached, load, mean_std  # noqa: E402,F401
+from npdg.apis.demo import TARGETS  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 from npdg.utils.checkpoint_io import file_digest as sha256  # noqa: E402
 from npdg.utils.settings import split_overrides  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DATA = dict(root='data/synthetic_bench', appearance_shift=3.0, gta_frames=800)
-PRETRAIN = 'configs/bench/pretrain_source.py'
 BENCH = 'configs/bench/'
 CONTROLS = 'configs/controls/bench_r18h/'
 # study -> {run name: (config, cfg options)}; seeds come from --seeds (main) or 0.
@@ -107,54 +106,9 @@ DEFAULT_RUNS = dict(main=['source_only', 'perturb_only', 'npdg', 'slimming', 'l1
 DEFAULT_SEEDS = dict(main=[0, 1, 2])
 
 
-def mean_std(values):
-    """Mean and sample standard deviation (0 for one value)."""
-    return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def load(config, options, data_root):
-    """The resolved config of a run."""
-    return experiment.retarget_data_root(experiment.load_config(config, options), data_root)
-
-
-def cached(name, config, options, work_dir, data_root):
-    """Train and test one run, or reuse the run with the same key."""
-    cfg = load(config, options, data_root)
-    key = experiment.run_key(cfg)
-    work = osp.join(work_dir, f'{name}_{key}')
-    cache = osp.join(work, 'result.json')
-    if osp.isfile(cache):
-        with open(cache) as f:
-            result = json.load(f)
-        if result.get('run_key') == key:
-            print(f'[bench] {name}: cached ({work})', flush=True)
-            return result
-    print(f'[bench] {name}: training ({work})', flush=True)
-    result = run_one(config, work, data_root, cfg_options=options)
-    result.update(run_key=key, options={k: str(v) for k, v in options.items()},
-                  warm_start=options.get('warm_start'))
-    report = osp.join(work, 'train', 'pruning', 'pruning_report.json')
-    if osp.isfile(report):
-        with open(report) as f:
-            step = json.load(f)['steps'][-1]
-        result['pruning'] = {k: step.get(k) for k in ('iter', 'removed', 'total', 'budget',
-                                                      'gflops_before', 'gflops_after',
-                                                      'target_gflops', 'shortfall')}
-    os.makedirs(work, exist_ok=True)
-    with open(cache, 'w') as f:
-        json.dump(result, f, indent=1)
-    return result
-
-
 def warm_start(args):
     """Path of the warm start: given, or trained once per config and code version."""
-    if args.warm_start:
-        if not osp.isfile(args.warm_start):
-            raise FileNotFoundError(f'--warm-start {args.warm_start}: no such file. Train it with '
-                                    f'`python tools/train.py {PRETRAIN}` or leave the option out.')
-        return args.warm_start, None
-    result = cached('pretrain_source', PRETRAIN, {}, args.work_dir, DATA['root'])
-    return result['checkpoint'], result
+    return bench.warm_start(args.warm_start, args.work_dir)
 
 
 SHIFTS = {1.0: 'data/synthetic_bench_shift1', 2.0: 'data/synthetic_bench_shift2',
@@ -329,8 +283,7 @@ def main():
         parser.error(f'unknown runs {unknown} for --study {args.study}; choose from {list(study)}')
     seeds = args.seeds or DEFAULT_SEEDS.get(args.study, [0])
     t0 = time.time()
-    prepare_synthetic_domains(DATA['root'], seed=0, appearance_shift=DATA['appearance_shift'],
-                              num_images={'gta': {'all': DATA['gta_frames']}})
+    bench.prepare_data()
     ckpt, pretrain = warm_start(args)
     ckpt_sha = sha256(ckpt)
     print(f'[bench] warm start {ckpt} (sha256 {ckpt_sha[:16]}...)', flush=True)

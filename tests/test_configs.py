@@ -114,6 +114,20 @@ def _hooks(cfg):
     return {h['type']: dict(h) for h in cfg.custom_hooks}
 
 
+# Criterion arms: no statistics, no sparse training, only the importance changes.
+CRITERION_ARMS = dict(
+    l1=dict(type='L1Importance', normalizer='mean'),
+    l2=dict(type='L2Importance', normalizer='mean'),
+    random=dict(type='RandomImportance'),
+    taylor=dict(type='TaylorImportance', normalizer='mean'),
+    hessian=dict(type='HessianImportance', normalizer='mean'),
+    dss=dict(type='DSSImportance'),
+    risk_variance=dict(type='DomainRiskVarianceImportance', beta=1.0, num_domains=3,
+                       normalizer='mean'),
+    npdg_by_w=dict(type='SensitivityImportance'),
+)
+
+
 def _expected_hooks(npdg_hooks, arm):
     """The control's hooks, derived from the NPDG config's by what the arm claims."""
     h = {k: dict(v) for k, v in npdg_hooks.items()}
@@ -129,11 +143,17 @@ def _expected_hooks(npdg_hooks, arm):
         out = keep('ModelComplexityHook', 'StylePerturbationHook', 'SensitivitySparsityHook',
                    'UnitPruningHook', 'PrunedCheckpointHook')
         out['SensitivitySparsityHook']['reweight'] = False
-    elif base in ('l1', 'l2'):
-        out = keep('ModelComplexityHook', 'StylePerturbationHook', 'UnitPruningHook',
-                   'PrunedCheckpointHook')
-        out['UnitPruningHook']['importance'] = dict(type=f'{base.upper()}Importance',
-                                                    normalizer='mean')
+    elif base in CRITERION_ARMS:
+        hooks = ['ModelComplexityHook', 'StylePerturbationHook', 'UnitPruningHook',
+                 'PrunedCheckpointHook']
+        if base == 'npdg_by_w':  # the statistics choose; no sparse training
+            hooks.insert(2, 'SensitivityStatisticsHook')
+        out = keep(*hooks)
+        out['UnitPruningHook']['importance'] = CRITERION_ARMS[base]
+        if base == 'dss':  # per layer, three geometric steps ending at the same iteration
+            last = out['UnitPruningHook']['prune_iters'][-1]
+            out['UnitPruningHook'].update(scope='layer', schedule='geometric',
+                                          prune_iters=[last - 80, last - 40, last])
     else:
         raise AssertionError(arm)
     if arm.endswith('_flops50'):
@@ -161,8 +181,11 @@ def test_every_recipe_has_the_full_set_of_controls():
     for recipe in RECIPES:
         arms = {osp.splitext(osp.basename(p))[0]
                 for p in glob.glob(osp.join(ROOT, 'configs', 'controls', recipe, '*.py'))}
-        assert arms == {'perturb_only', 'slimming', 'l1', 'l2', 'npdg_flops50',
-                        'slimming_flops50', 'l1_flops50', 'l2_flops50'}
+        assert {'perturb_only', 'slimming', 'l1', 'l2', 'npdg_flops50', 'slimming_flops50',
+                'l1_flops50', 'l2_flops50'} <= arms
+        # every further arm is a criterion arm the claims test knows
+        assert {a.replace('_flops50', '') for a in arms} <= {
+            'perturb_only', 'slimming', 'npdg', *CRITERION_ARMS}
 
 
 def _dataset_ids(loader):

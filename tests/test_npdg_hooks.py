@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import npdg  # noqa: F401
+from npdg.hooks.run_state import run_state
 from npdg.utils.checkpoint_io import load_from_local
 from mmseg.registry import HOOKS
 from npdg.hooks import (SensitivitySparsityHook, SensitivityStatisticsHook,
@@ -150,9 +151,7 @@ def test_sparsity_hook_adds_reweighted_subgradient():
         runner = _FakeRunner(m)
         runner.optim_wrapper = None
         if hook is not None:
-            stats = SensitivityStatisticsHook()
-            stats.omega = omega
-            runner.hooks = [stats]
+            run_state(runner).omega = omega  # what the statistics hook publishes
             hook.before_train_iter(runner, 0, batch)
         data = m.data_preprocessor(copy.deepcopy(batch), True)
         losses = m.loss(data['inputs'], data['data_samples'])

@@ -15,9 +15,7 @@ from mmengine.model import ExponentialMovingAverage, MMDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import MODEL_WRAPPERS
 
-from npdg.models import (PerHeadEfficientAttention, head_channels,
-                         prune_step_with_heads, remove_heads,
-                         torch_pruning_kwargs)
+from npdg.models import PerHeadEfficientAttention, head_channels, remove_heads
 from npdg.pruning.optimizer_sync import (PruningRecorder, apply_kept,
                                          infer_kept_indices, kept_shape,
                                          merge_kept, normalize_kept,
@@ -361,7 +359,10 @@ class TwoAttention(nn.Module):
 
 
 @pytest.mark.parametrize('record_gate', [True, False])
-def test_recorder_with_torch_pruning_head_removal(record_gate):
+def test_recorder_with_head_removal_outside_torch_pruning(record_gate):
+    """Heads are removed by hand (remove_heads, as UnitPruner does): what the
+    pruner reports is used; what it does not is recovered by exact slice
+    matching, or marked unknown (its optimizer state dropped, with a warning)."""
     torch.manual_seed(10)
     model = TwoAttention()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -371,27 +372,24 @@ def test_recorder_with_torch_pruning_head_removal(record_gate):
         model(x).square().mean().backward()
         opt.step()
     old_state = _state_by_name(opt, model)
-    pruner = tp.pruner.MetaPruner(
-        model, x[:1], importance=tp.importance.MagnitudeImportance(p=2),
-        pruning_ratio=0., pruning_ratio_dict={model.a.q: 0.5, model.b.q: 0.5},
-        prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=0.5,
-        **torch_pruning_kwargs(model))
     for m in (model.a, model.b):
-        m.head_gate.data.fill_(1.0)  # untrained gates: not recoverable
+        m.head_gate.data.fill_(1.0)  # untrained gates: not recoverable by matching
+    removed = {'a': [0, 3], 'b': [1, 2]}
     expect = contextlib.nullcontext() if record_gate else pytest.warns(
         UserWarning, match="head_gate' changed from")
     with expect, PruningRecorder(model) as rec:
-        removed = prune_step_with_heads(pruner, model)
-        if record_gate:
-            for name, gone in removed.items():
-                rec.add(f'{name}.head_gate', 0,
-                        [h for h in range(4) if h not in gone])
-    assert {n: len(g) for n, g in removed.items()} == {'a': 2, 'b': 2}
+        for name, gone in removed.items():
+            kept = remove_heads(getattr(model, name), gone)
+            if record_gate:
+                for pname, (dim, idx) in kept.items():
+                    rec.add(f'{name}.{pname}', dim, idx)
     if not record_gate:
         assert rec.kept['a.head_gate'] is None
         with pytest.warns(UserWarning, match='unknown'):
             sync_optimizer(opt, model, rec.old_params, rec.kept)
         assert model.a.head_gate not in opt.state
+        # the q/k/v rows were recovered by exact matching all the same
+        assert torch.equal(rec.kept['a.q.weight'][0][1], head_channels([1, 2], 4))
         return
     sync_optimizer(opt, model, rec.old_params, rec.kept)
     state = _state_by_name(opt, model)
@@ -400,7 +398,7 @@ def test_recorder_with_torch_pruning_head_removal(record_gate):
         assert torch.equal(param, apply_kept(rec.old_params[name], steps))
         assert torch.equal(state[name]['exp_avg_sq'],
                            apply_kept(old_state[name]['exp_avg_sq'], steps))
-    rows = head_channels([h for h in range(4) if h not in removed['a']], 4)
+    rows = head_channels([1, 2], 4)
     assert torch.equal(rec.kept['a.q.weight'][0][1], rows)
     opt.zero_grad()
     model(x).square().mean().backward()
@@ -708,9 +706,9 @@ def _ddp_worker(rank, port, out_dir):
                       LOCAL_RANK=str(rank), RANK=str(rank), WORLD_SIZE='2')
     torch.set_num_threads(1)
     torch_dist.init_process_group('gloo', rank=rank, world_size=2)
-    from npdg.pruning import optimizer_sync
+    from npdg.pruning import rebuild
     with pytest.raises(RuntimeError, match='pruned differently'):
-        optimizer_sync._check_same_structure_on_all_ranks(
+        rebuild._check_same_structure_on_all_ranks(
             nn.Linear(2, 2 + rank))
     torch.manual_seed(0)
     net = Net()

@@ -16,9 +16,8 @@ from mmseg.registry import MODELS
 from npdg.models import (PerHeadEfficientAttention, convert_mit_attention,
                          from_efficient_attention, head_channels,
                          head_layout, is_converted, iter_head_units,
-                         prune_step_with_heads, remove_heads,
-                         resize_heads_to_state_dict, resize_to_state_dict,
-                         torch_pruning_kwargs)
+                         remove_heads, resize_heads_to_state_dict,
+                         resize_to_state_dict)
 
 B0 = dict(embed_dims=32, num_heads=[1, 2, 5, 8], num_layers=[2, 2, 2, 2])
 HW = (8, 6)
@@ -354,12 +353,10 @@ def _names(DG, group):
 
 def test_dependency_graph_couples_qkv_and_proj():
     model = make_segformer()
-    kw = torch_pruning_kwargs(model)
     DG = tp.DependencyGraph().build_dependency(
         _Forward(model), example_inputs=torch.randn(1, 3, 64, 64),
-        unwrapped_parameters=kw['unwrapped_parameters'],
-        ignored_params=[p for p in kw['ignored_layers']
-                        if isinstance(p, nn.Parameter)])
+        ignored_params=[m.head_gate for m in model.modules()
+                        if isinstance(m, PerHeadEfficientAttention)])
     attn = model.backbone.layers[2][1][0].attn
     group = DG.get_pruning_group(attn.q, tp.prune_linear_out_channels,
                                  idxs=[0, 1])
@@ -391,39 +388,6 @@ def test_gate_left_in_graph_blocks_pruning_silently():
                               if isinstance(m, PerHeadEfficientAttention)])
     pruner.step()
     assert {n: p.shape for n, p in model.named_parameters()} == before
-
-
-def test_torch_pruning_removes_whole_heads():
-    model = make_segformer()
-    reference = copy.deepcopy(model)
-    attns = [m for _, m in iter_head_units(model)]
-    kw = torch_pruning_kwargs(model,
-                              ignored_layers=[model.decode_head.conv_seg])
-    pruner = tp.pruner.MetaPruner(
-        _Forward(model), torch.randn(1, 3, 64, 64),
-        importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.,
-        pruning_ratio_dict={a.q: 0.25 for a in attns},
-        prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=0.5,
-        **kw)
-    removed = prune_step_with_heads(pruner, model)
-    heads = {n: m.num_heads for n, m in model.backbone.named_modules()
-             if isinstance(m, PerHeadEfficientAttention)}
-    assert heads == {'layers.0.1.0.attn': 1, 'layers.0.1.1.attn': 1,
-                     'layers.1.1.0.attn': 1, 'layers.1.1.1.attn': 1,
-                     'layers.2.1.0.attn': 2, 'layers.2.1.1.attn': 2,
-                     'layers.3.1.0.attn': 4, 'layers.3.1.1.attn': 4}
-    assert len(removed) == 6
-    for name, gone in removed.items():
-        module = model.get_submodule(name)
-        assert module.head_dim == 32 and module.head_gate.numel() == len(
-            module.head_gate) == module.num_heads
-        assert module.q.out_features == module.num_heads * 32
-        with torch.no_grad():
-            reference.get_submodule(name).head_gate[gone] = 0
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        diff = (model._forward(x) - reference._forward(x)).abs().max()
-    assert diff < 1e-5
 
 
 def test_set_attn_impl_flops_match_original():

@@ -6,7 +6,7 @@ import torch
 
 import npdg  # noqa: F401
 from npdg.analysis.complexity import segmentor_complexity
-from npdg.importance import IMPORTANCES, build_importance
+from npdg.importance import build_importance
 from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.selection import max_removable, select_units, step_budget
 from npdg.pruning.units import ChannelUnits, HeadUnits, collect_units
@@ -56,39 +56,10 @@ def test_gather_reductions_by_hand():
                           torch.tensor([0.5, 0.8, 0.3], dtype=torch.float64))
 
 
-@pytest.mark.parametrize('name', IMPORTANCES)
-@pytest.mark.parametrize('arch', ['deeplab', 'segformer'])
-def test_every_importance_scores_and_prunes(name, arch, request):
-    model = request.getfixturevalue(arch).eval()
-    before = segmentor_complexity(model, (3, 64, 64))
-    pruner = UnitPruner(dict(type=name), threshold=None, trace_shape=(3, 64, 64))
-    _, units = pruner.units(model)
-    for u in units:
-        s = pruner.importance(u)
-        assert s.shape == (u.num_units,) and torch.isfinite(s).all(), u.name
-    total = sum(u.num_units for u in units)
-    result = pruner.step(model, budget=int(0.3 * total))
-    assert result.removed == int(0.3 * total)
-    after = segmentor_complexity(model, (3, 64, 64))
-    assert after['flops'] < before['flops'] and after['params'] < before['params']
-    with torch.no_grad():
-        out = model(torch.rand(2, 3, 64, 64) * 255, mode='tensor')
-    assert out.shape[:2] == (2, 19)
-    model.train()
-    losses = model.loss(torch.randn(2, 3, 64, 64), _fake_samples(2, 64))
-    sum(v for k, v in losses.items() if 'loss' in k).backward()
+# Every registered criterion is scored, pruned, trained and reloaded in
+# tests/test_criteria.py (parametrised over IMPORTANCES).
 
 
-def _fake_samples(n, size):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    out = []
-    for _ in range(n):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, size, size)))
-        s.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size)))
-        out.append(s)
-    return out
 
 
 def test_magnitude_importance_brute_force():

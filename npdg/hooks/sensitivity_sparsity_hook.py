@@ -9,6 +9,7 @@ from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.pruning.model_prep import ensure_per_head_attention
+from .run_state import run_state
 
 
 
@@ -78,8 +79,9 @@ class SensitivitySparsityHook(Hook):
         s (float): Sparsity coefficient (1e-4 is a usual start).
         begin (int): First iteration (0-based) with the term.
         end (int, optional): Iteration at which the term stops; by default the
-            last prune step of a :class:`UnitPruningHook` (fine-tuning runs
-            without it), else the end of training.
+            last prune step of the run (``run_state(runner).prune_iters``,
+            published by :class:`UnitPruningHook`; fine-tuning runs without
+            it), else the end of training.
         reweight (bool): Use omega from the statistics (False: uniform, i.e.
             network slimming).
         mode (str): ``'proximal'`` or ``'subgradient'``.
@@ -118,16 +120,7 @@ class SensitivitySparsityHook(Hook):
             runner (Runner): The runner.
         """
         ensure_per_head_attention(runner)
-        if self.end is None:
-            for hook in runner.hooks:
-                if type(hook).__name__ == 'UnitPruningHook' and hook.prune_iters:
-                    self.end = max(hook.prune_iters)
-
-    def _statistics_hook(self, runner):
-        for hook in runner.hooks:
-            if type(hook).__name__ == 'SensitivityStatisticsHook':
-                return hook
-        return None
+        run_state(runner).subscribe_pruned(self.on_pruned)
 
     def active(self, iteration):
         """Whether the term applies at ``iteration`` (0-based).
@@ -172,8 +165,7 @@ class SensitivitySparsityHook(Hook):
         Returns:
             dict: name -> omega tensor (on the parameter's device).
         """
-        stats = self._statistics_hook(runner) if self.reweight else None
-        omega = stats.omega if stats is not None else {}
+        omega = run_state(runner).omega if self.reweight else {}
         out = {}
         for name, param in scales.items():
             w = omega.get(name)
@@ -183,11 +175,16 @@ class SensitivitySparsityHook(Hook):
         return out
 
     def before_train(self, runner):
-        """Warn when weight decay also pulls the scales, or scales start at exactly 0.
+        """Settle the end iteration (the run's last prune step, from the shared
+        state); warn when weight decay also pulls the scales, or scales start
+        at exactly 0.
 
         Args:
             runner (Runner): The runner.
         """
+        prune_iters = run_state(runner).prune_iters
+        if self.end is None and prune_iters:
+            self.end = max(prune_iters)
         if self.s == 0:
             return
         self._warn_zero_scales(runner)

@@ -11,6 +11,7 @@ from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.pruning.model_prep import ensure_per_head_attention
+from .run_state import run_state
 from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head_positions,
                              subsample_positions)
 
@@ -42,8 +43,8 @@ class SensitivityStatisticsHook(Hook):
 
     Every ``interval`` iterations, for ``num_batches`` consecutive
     iterations, the first ``num_images`` clean images of the batch are
-    rendered in ``num_styles`` styles (the :class:`StylePerturbationHook`'s
-    perturbation when it is image-level, else ``perturbation``), run through
+    rendered in ``num_styles`` styles (the run's image-level perturbation,
+    ``run_state(runner).perturbation``, else ``perturbation``), run through
     the segmentor in eval mode without gradients, and every unit's response
     is accumulated: a BN channel's activation before the BN affine (input
     normalised with the running statistics), an attention head's output
@@ -52,7 +53,8 @@ class SensitivityStatisticsHook(Hook):
     styles of an image). Sums are all-reduced across ranks, then turned into
     scores ``w = lam * U + (1 - lam) * B`` (each normalised to [0, 1] per
     layer) and sparsity weights ``omega = (eps + w) / mean(eps + w)``, which
-    :class:`SensitivitySparsityHook` uses. Memory does not grow with the
+    are published in ``run_state(runner)`` (``statistics``, ``omega``) for
+    :class:`SensitivitySparsityHook` and the pruning criteria. Memory does not grow with the
     number of batches. Sums and scores go into checkpoints (exact resume).
 
     Args:
@@ -112,22 +114,34 @@ class SensitivityStatisticsHook(Hook):
         if self.seed is None:
             self.seed = int(getattr(runner, 'seed', 0) or 0)
         ensure_per_head_attention(runner)
-        self.perturbation = self._renderer(runner)
+        run_state(runner).subscribe_pruned(self.on_pruned)
         self.attach(_bare(runner.model))
 
     def before_train(self, runner):
-        """Re-attach observers (a checkpoint load may have rebuilt modules).
+        """Pick the style renderer; re-attach observers (a checkpoint load may
+        have rebuilt modules).
 
         Args:
             runner (Runner): The runner.
         """
+        self.perturbation = self._renderer(runner)
         self.attach(_bare(runner.model))
+        self.publish(runner)
 
     def _renderer(self, runner):
-        for hook in runner.hooks:
-            if type(hook).__name__ == 'StylePerturbationHook' and hook.image_level:
-                return hook.perturbation
+        shared = run_state(runner).perturbation
+        if shared is not None:
+            return shared
         return build_perturbation(self._perturbation_cfg or dict(type='AdvStyle'))
+
+    def publish(self, runner):
+        """Put the current scores and omega into the run's shared state.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        state = run_state(runner)
+        state.statistics, state.omega = self.scores, self.omega
 
     def attach(self, model):
         """(Re-)register observers on every observed layer.
@@ -242,6 +256,7 @@ class SensitivityStatisticsHook(Hook):
             self.lam, self.eps, self.omega_scope).items()}
         self.stats.reset()
         self.refreshes += 1
+        self.publish(runner)
         if self.scores:
             w = torch.cat([s['w'] for s in self.scores.values()])
             print_log(f'[npdg] sensitivity statistics refreshed at iter {runner.iter + 1}: '
@@ -258,6 +273,7 @@ class SensitivityStatisticsHook(Hook):
         self.stats = SensitivityStatistics()
         self.scores, self.omega = {}, {}
         self.attach(_bare(runner.model))
+        self.publish(runner)
 
     # ----------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint):
@@ -284,3 +300,4 @@ class SensitivityStatisticsHook(Hook):
         self.stats.load_state_dict(state['stats'])
         self.scores, self.omega = state['scores'], state['omega']
         self.refreshes = state.get('refreshes', 0)
+        self.publish(runner)

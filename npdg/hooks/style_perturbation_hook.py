@@ -10,6 +10,7 @@ from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.perturbation.dsu import attach_dsu
 from npdg.utils.batchnorm import bn_eval, frozen_bn_stats
+from .run_state import run_state
 
 KNOWN_PERTURBATIONS = ('AdvStyle', 'DSP', 'DSUNoise')
 
@@ -31,7 +32,9 @@ class StylePerturbationHook(Hook):
     ``mode='append'`` adds the stylised copies (batch grows).
     Feature-level ``DSUNoise`` is attached to ``feature_stage`` instead.
 
-    The statistics hook reuses :attr:`perturbation` to render K styles.
+    An image-level perturbation is published as the run's
+    ``run_state(runner).perturbation``: the statistics hook and the pruning
+    criteria render their styles with it.
 
     Args:
         perturbation (dict): Config of the perturbation, e.g.
@@ -87,13 +90,15 @@ class StylePerturbationHook(Hook):
         return bool(self.perturbation.image_level)
 
     def before_run(self, runner):
-        """Attach a feature-level perturbation to its backbone stage.
+        """Publish an image-level perturbation; attach a feature-level one.
 
         Args:
             runner (Runner): The runner.
         """
         if self.seed is None:
             self.seed = int(getattr(runner, 'seed', 0) or 0)
+        if self.image_level:
+            run_state(runner).perturbation = self.perturbation
         if not self.image_level and self._dsu_handle is None:
             self._dsu_handle = attach_dsu(_bare(runner.model), self.feature_stage,
                                           dsu=self.perturbation)

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os.path as osp
+import time
 
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
@@ -11,8 +12,10 @@ from mmseg.registry import HOOKS
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.analysis.complexity import segmentor_complexity
-from npdg.importance import build_importance
+from npdg.importance import ScoringBatches, ScoringContext, build_importance
 from npdg.pruning import report
+from npdg.pruning.selection import SCHEDULES, cumulative_fraction
+from .run_state import run_state
 from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.optimizer_sync import rebuild_after_prune
@@ -45,8 +48,17 @@ class UnitPruningHook(Hook):
     (``target_flops_ratio``: prune, by the same ranking, until the
     inference-path FLOPs at ``flops_shape`` are at most that fraction of the
     FLOPs before the first prune step; step k of n aims at
-    ``1 - (1 - target) * k / n``). Units of the auxiliary head alone are not
+    ``1 - (1 - target) * k / n``, or ``target ** (k / n)`` with
+    ``schedule='geometric'``). Units of the auxiliary head alone are not
     units (no inference FLOPs to save).
+
+    The criterion gets a :class:`npdg.importance.ScoringContext` at every
+    step: ``scoring['num_batches']`` batches of ``scoring['batch_size']``
+    training images (default: the train loader's batch size) drawn with
+    the run's seed and the iteration (the training loader is not touched),
+    the run's style perturbation and NPDG's statistics (from the run's
+    shared state), and, for oracle options only, unlabelled target images
+    (``scoring['target_dataset']``, a dataset config).
 
     Args:
         prune_iters (Sequence[int]): Iteration counts after which to prune.
@@ -71,6 +83,13 @@ class UnitPruningHook(Hook):
         flops_shape (tuple): (C, H, W) at which FLOPs are reported.
         reset_optimizer_state (bool): Drop, instead of slice, the optimizer
             state of pruned parameters.
+        scope (str): ``'global'`` ranking over all layers or ``'layer'``
+            (the same share of every layer, ranked within it).
+        schedule (str): Over several prune steps: ``'linear'`` (equal
+            shares of the original) or ``'geometric'`` (equal shares of what
+            remains; DSS).
+        scoring (dict, optional): ``num_batches`` (4), ``batch_size``
+            (None: the train loader's) and ``target_dataset`` (None).
         priority (str): Hook priority.
     """
 
@@ -79,7 +98,7 @@ class UnitPruningHook(Hook):
                  round_to=None, unit_types=('channel', 'head'),
                  trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
                  reset_optimizer_state=False, target_flops_ratio=None, shortfall='ratio',
-                 priority='LOW'):
+                 scope='global', schedule='linear', scoring=None, priority='LOW'):
         if target_flops_ratio is not None:
             if ratio is not None:
                 raise ValueError('UnitPruningHook: give either ratio or target_flops_ratio, '
@@ -103,6 +122,16 @@ class UnitPruningHook(Hook):
             raise ValueError(f'UnitPruningHook: unknown unit type(s) {unknown or unit_types!r}; '
                              f'choose from {UNIT_TYPES}.')
         build_importance(importance)  # unknown criteria fail at build time
+        if schedule not in SCHEDULES:
+            raise ValueError(f'UnitPruningHook: schedule must be one of {SCHEDULES}, '
+                             f'got {schedule!r}.')
+        scoring = dict(scoring or {})
+        unknown = sorted(set(scoring) - {'num_batches', 'batch_size', 'target_dataset'})
+        if unknown:
+            raise ValueError(f'UnitPruningHook: unknown scoring keys {unknown}; use num_batches, '
+                             'batch_size, target_dataset.')
+        self.scoring = dict(dict(num_batches=4, batch_size=None, target_dataset=None), **scoring)
+        self.schedule = schedule
         self.prune_iters = iters
         self.ratio = None if ratio is None else float(ratio)
         self.target_flops_ratio = None if target_flops_ratio is None else \
@@ -113,11 +142,13 @@ class UnitPruningHook(Hook):
                              threshold=threshold,
                              importance=dict(importance), min_keep=min_keep,
                              min_keep_ratio=min_keep_ratio, round_to=round_to,
-                             unit_types=unit_types,
+                             unit_types=unit_types, scope=scope, schedule=schedule,
+                             scoring={k: v for k, v in self.scoring.items()
+                                      if k != 'target_dataset'},
                              reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
                                  'channel' in unit_types, 'head' in unit_types, trace_shape,
-                                 shortfall)
+                                 shortfall, scope)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority
@@ -134,6 +165,7 @@ class UnitPruningHook(Hook):
             runner (Runner): The runner.
         """
         ensure_per_head_attention(runner)
+        run_state(runner).prune_iters = list(self.prune_iters)
         loop = getattr(runner, '_train_loop', None)
         max_iters = getattr(loop, 'max_iters', None) if not isinstance(loop, dict) else \
             loop.get('max_iters')
@@ -165,22 +197,49 @@ class UnitPruningHook(Hook):
             return
         self.prune(runner, done)
 
+    def scoring_context(self, runner, model, done):
+        """The step's scoring context (data drawn lazily, only if a criterion asks).
+
+        Args:
+            runner (Runner): The runner.
+            model (nn.Module): Bare segmentor.
+            done (int): Iterations completed (seeds the draw).
+
+        Returns:
+            ScoringContext: The context.
+        """
+        state = run_state(runner)
+        seed = int(getattr(runner, 'seed', 0) or 0) * 1000003 + done
+        loop = getattr(runner, '_train_loop', None)
+        loader = getattr(loop, 'dataloader', None)
+        batches = target = None
+        if loader is not None and hasattr(loader, 'dataset'):
+            size = self.scoring['batch_size'] or loader.batch_size or 1
+            batches = ScoringBatches(loader.dataset, loader.collate_fn, size,
+                                     self.scoring['num_batches'], seed)
+            if self.scoring['target_dataset'] is not None:
+                from mmseg.registry import DATASETS
+                dataset = DATASETS.build(self.scoring['target_dataset'])
+                target = ScoringBatches(dataset, loader.collate_fn, size,
+                                        self.scoring['num_batches'], seed)
+        return ScoringContext(model, batches=batches, perturbation=state.perturbation,
+                              statistics=state.statistics, target_batches=target, seed=seed)
+
     def _extra_scores(self, runner):
-        stats = next((h for h in runner.hooks
-                      if type(h).__name__ == 'SensitivityStatisticsHook'), None)
-        if stats is None or not stats.scores:
+        scores = run_state(runner).statistics
+        if not scores:
             return None
 
         def per_unit(units):
             out = {}
             for key in ('unary_norm', 'binary_norm', 'w'):
                 if units.kind == 'head':
-                    vec = stats.scores.get(units.name, {}).get(key)
+                    vec = scores.get(units.name, {}).get(key)
                     if vec is not None and vec.numel() == units.num_units:
                         out[key.replace('_norm', '')] = vec.tolist()
                 else:
                     def value(name, bn, key=key):
-                        vec = stats.scores.get(name, {}).get(key)
+                        vec = scores.get(name, {}).get(key)
                         return vec if vec is not None and vec.numel() == bn.num_features \
                             else None
                     out[key.replace('_norm', '')] = units.gather(value).tolist()
@@ -216,28 +275,29 @@ class UnitPruningHook(Hook):
             runner (Runner): The runner.
             done (int): Iterations completed.
         """
+        started = time.perf_counter()
         model = _bare(runner.model)
         step = self.prune_iters.index(done) + 1
         before = segmentor_complexity(model, self.flops_shape)
         if self.start_gflops is None:
             self.start_gflops = before['gflops']
         target_gflops = None
+        context = self.scoring_context(runner, model, done)
+        steps = len(self.prune_iters)
         if self.target_flops_ratio is None:
-            budget = step_budget(self.total_units, self.ratio, step, len(self.prune_iters),
-                                 self.removed)
+            budget = step_budget(self.total_units, self.ratio, step, steps, self.removed,
+                                 self.schedule)
         else:
-            target_gflops = self.start_gflops * (
-                1 - (1 - self.target_flops_ratio) * step / len(self.prune_iters))
+            target_gflops = self.start_gflops * (1 - cumulative_fraction(
+                1 - self.target_flops_ratio, step, steps, self.schedule))
             budget, _ = self.pruner.budget_for_flops(
                 model, target_gflops,
-                lambda m: segmentor_complexity(m, self.flops_shape)['gflops'])
-        result = self.pruner.step(model, budget, self._extra_scores(runner))
+                lambda m: segmentor_complexity(m, self.flops_shape)['gflops'], context)
+        result = self.pruner.step(model, budget, self._extra_scores(runner), context=context)
         digest = self.check_same_selection(result.layers)
         rebuild_after_prune(runner, result.old_params, result.kept,
                             reset_state=self.reset_optimizer_state)
-        for hook in runner.hooks:
-            if hasattr(hook, 'on_pruned') and hook is not self:
-                hook.on_pruned(runner)
+        run_state(runner).notify_pruned(runner)
         self.removed += result.removed
         self.steps_done = step
         after = segmentor_complexity(_bare(runner.model), self.flops_shape)
@@ -256,8 +316,10 @@ class UnitPruningHook(Hook):
                      budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
                      params_before=before['params'], params_after=after['params'],
                      flops_input=shape, target_gflops=target_gflops,
-                     shortfall=result.shortfall, layers=result.layers)
+                     shortfall=result.shortfall,
+                     seconds=round(time.perf_counter() - started, 3), layers=result.layers)
         self.history.append(entry)
+        run_state(runner).history = self.history
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pruning')
             report.write_json(osp.join(out_dir, 'pruning_report.json'), self.history,

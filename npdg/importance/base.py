@@ -60,11 +60,16 @@ def normalize(scores, normalizer):
 class Importance:
     """Scores the units of one layer; higher means more important.
 
-    Subclasses implement ``__call__(units) -> Tensor`` for
+    Subclasses implement ``__call__(units, context=None) -> Tensor`` for
     :class:`npdg.pruning.units.ChannelUnits` (coupled output channels; use
     ``units.gather`` to average per-layer values into the group's root index
     space) and :class:`npdg.pruning.units.HeadUnits` (attention heads).
     Return a float tensor of shape ``(units.num_units,)`` on the CPU.
+
+    ``context`` is the step's :class:`npdg.importance.ScoringContext`: a
+    criterion that needs data (gradients, feature maps, statistics) asks it,
+    and the context runs and caches the passes, shared by every layer's call.
+    Criteria that need nothing but the weights ignore it.
 
     ``uses_threshold`` says whether the pruner's absolute threshold (e.g.
     |gamma| < 0.1) is meaningful for the scores; for other criteria only the
@@ -73,5 +78,5 @@ class Importance:
 
     uses_threshold = False
 
-    def __call__(self, units):
+    def __call__(self, units, context=None):
         raise NotImplementedError

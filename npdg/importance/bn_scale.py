@@ -27,7 +27,7 @@ class BNScaleImportance(Importance):
                              f'got {reduction!r}.')
         self.reduction = reduction
 
-    def __call__(self, units):
+    def __call__(self, units, context=None):
         if units.kind == 'head':
             return units.module.head_gate.detach().abs().double().cpu()
         return units.gather(lambda name, bn: bn.weight.abs(), reduction=self.reduction)

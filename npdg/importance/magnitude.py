@@ -46,7 +46,7 @@ class MagnitudeImportance(Importance):
         self.p = p
         self.normalizer = normalizer
 
-    def __call__(self, units):
+    def __call__(self, units, context=None):
         if units.kind == 'head':
             scores = _head_rows(units.module).norm(p=self.p, dim=1).double().cpu()
         else:

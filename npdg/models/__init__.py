@@ -5,14 +5,11 @@ from .head_pruning import (head_channels, head_layout, iter_head_units,
                            remove_heads, resize_heads_to_state_dict,
                            resize_to_state_dict)
 from .per_head_attention import PerHeadEfficientAttention, set_attn_impl
-from .tp_heads import (apply_removed_channels, prune_step_with_heads,
-                       removed_channels, torch_pruning_kwargs)
 
 __all__ = [
     'PerHeadEfficientAttention', 'set_attn_impl', 'convert_mit_attention',
     'from_efficient_attention', 'is_converted',
     'unpack_legacy_attention_keys', 'head_channels', 'head_layout',
     'iter_head_units', 'remove_heads', 'resize_heads_to_state_dict',
-    'resize_to_state_dict', 'apply_removed_channels',
-    'prune_step_with_heads', 'removed_channels', 'torch_pruning_kwargs'
+    'resize_to_state_dict'
 ]

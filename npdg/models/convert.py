@@ -11,12 +11,8 @@ automatically in ``_load_from_state_dict``.
 import torch
 from mmseg.models.backbones.mit import EfficientMultiheadAttention
 
+from .attention_keys import unpack_legacy_attention_keys  # noqa: F401  (re-exported)
 from .per_head_attention import PerHeadEfficientAttention
-
-_LEGACY_TO_NEW = {
-    'attn.out_proj.weight': 'proj.weight',
-    'attn.out_proj.bias': 'proj.bias',
-}
 
 
 def _check_supported(name, mha):
@@ -141,40 +137,6 @@ def convert_mit_attention(model, use_gate=True, attn_impl='sdpa'):
         setattr(parent, attr, from_efficient_attention(
             old, name=name, use_gate=use_gate, attn_impl=attn_impl))
     return len(targets)
-
-
-def unpack_legacy_attention_keys(state_dict, prefix, module):
-    """Rewrite packed MiT attention keys under ``prefix`` in place.
-
-    ``attn.in_proj_weight``/``attn.in_proj_bias`` are split into
-    ``q``/``k``/``v``; ``attn.out_proj.*`` become ``proj.*``. If the module
-    has a gate and the checkpoint has none, a gate of ones (the identity)
-    is added. Keys that are not packed are left alone.
-
-    Args:
-        state_dict (dict): A state dict (modified in place).
-        prefix (str): Key prefix of the attention module, e.g.
-            ``'backbone.layers.0.1.0.attn.'``.
-        module (PerHeadEfficientAttention): The module that will load it.
-
-    Returns:
-        bool: True if packed keys were found and rewritten.
-    """
-    packed = prefix + 'attn.in_proj_weight'
-    if packed not in state_dict:
-        return False
-    for suffix in ('weight', 'bias'):
-        key = prefix + 'attn.in_proj_' + suffix
-        if key in state_dict:
-            for part, tensor in zip('qkv', state_dict.pop(key).chunk(3, 0)):
-                state_dict[f'{prefix}{part}.{suffix}'] = tensor
-    for old_key, new_key in _LEGACY_TO_NEW.items():
-        if prefix + old_key in state_dict:
-            state_dict[prefix + new_key] = state_dict.pop(prefix + old_key)
-    gate_key = prefix + 'head_gate'
-    if module.head_gate is not None and gate_key not in state_dict:
-        state_dict[gate_key] = torch.ones_like(module.head_gate)
-    return True
 
 
 def is_converted(model):

@@ -22,6 +22,8 @@ from mmengine.model import BaseModule
 from mmseg.models.utils import nchw_to_nlc, nlc_to_nchw
 from mmseg.registry import MODELS
 
+from .attention_keys import unpack_legacy_attention_keys
+
 ATTN_IMPLS = ('sdpa', 'math')
 
 
@@ -173,8 +175,7 @@ class PerHeadEfficientAttention(BaseModule):
                 f'head_dim={self.head_dim} = {width}, but the layers have '
                 f'{sizes} (head_gate counted x head_dim). After changing the '
                 'layers, update the attributes (npdg.models.remove_heads '
-                'does it; after torch-pruning use '
-                'npdg.models.prune_step_with_heads).')
+                'removes whole heads and does it).')
 
     def _split_heads(self, x):
         """Reshape (B, L, H * d) to (B, H, L, d)."""
@@ -260,7 +261,6 @@ class PerHeadEfficientAttention(BaseModule):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Also accept the packed ``attn.in_proj_*`` keys of mmseg MiT."""
-        from .convert import unpack_legacy_attention_keys
         unpack_legacy_attention_keys(state_dict, prefix, self)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

@@ -1,5 +1,6 @@
 """One structural prune step over channels and heads."""
 import copy
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -8,7 +9,7 @@ from mmengine.logging import print_log
 from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads
 from .optimizer_sync import PruningRecorder
-from .selection import select_units
+from .selection import select_units, select_units_per_layer
 from .units import collect_units
 
 
@@ -60,18 +61,31 @@ class UnitPruner:
             candidates than the budget: ``'ratio'`` (warn loudly, then fill the
             budget by rank as if there were no threshold) or ``'error'``
             (stop with :class:`ThresholdShortfallError`).
+        scope (str): ``'global'`` (rank all units of all layers together) or
+            ``'layer'`` (every layer loses the same share of its units,
+            ranked within the layer: the budget is split in proportion to
+            the layers' sizes).
     """
 
     SHORTFALL_POLICIES = ('ratio', 'error')
+    SCOPES = ('global', 'layer')
 
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
-                 trace_shape=(3, 64, 64), shortfall='ratio'):
+                 trace_shape=(3, 64, 64), shortfall='ratio', scope='global'):
         if shortfall not in self.SHORTFALL_POLICIES:
             raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
                              f'got {shortfall!r}.')
+        if scope not in self.SCOPES:
+            raise ValueError(f'UnitPruner: scope must be one of {self.SCOPES}, got {scope!r}.')
         self.shortfall = shortfall
+        self.scope = scope
         self.importance = build_importance(importance)
+        # criteria written before the scoring context take ``(units)`` only
+        params = inspect.signature(self.importance.__call__).parameters.values()
+        self._takes_context = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                  for p in params) >= 2 or \
+            any(p.kind == p.VAR_POSITIONAL for p in params)
         self.threshold = threshold
         self.min_keep, self.min_keep_ratio = int(min_keep), float(min_keep_ratio)
         self.round_to = round_to
@@ -88,6 +102,39 @@ class UnitPruner:
             tuple: ``(graph, units)``.
         """
         return collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+
+    def score(self, units, context=None):
+        """Score every layer's units with the criterion.
+
+        Args:
+            units (list): The units (of the model ``context`` holds).
+            context (ScoringContext, optional): The step's scoring context
+                (needed by data-driven criteria).
+
+        Returns:
+            list[Tensor]: One float64 vector per layer.
+
+        Raises:
+            ValueError: When a criterion returns the wrong length or a
+                non-finite score.
+        """
+        if context is not None:
+            context.units = units
+        scores = []
+        for u in units:
+            value = self.importance(u, context) if self._takes_context else self.importance(u)
+            s = torch.as_tensor(value, dtype=torch.float64).flatten()
+            if s.numel() != u.num_units or not torch.isfinite(s).all():
+                raise ValueError(f'{type(self.importance).__name__} gave {s.numel()} scores '
+                                 f'(finite: {bool(torch.isfinite(s).all())}) for {u.name}, '
+                                 f'which has {u.num_units} units.')
+            scores.append(s)
+        return scores
+
+    def _select(self, units, scores, budget, threshold, args):
+        if self.scope == 'global':
+            return select_units(units, scores, budget, threshold, *args)
+        return select_units_per_layer(units, scores, budget, threshold, *args)
 
     def choose(self, units, scores, budget):
         """Pick up to ``budget`` units: threshold first, then the shortfall policy.
@@ -106,7 +153,7 @@ class UnitPruner:
         """
         threshold = self.threshold if getattr(self.importance, 'uses_threshold', False) else None
         args = (self.min_keep, self.min_keep_ratio, self.round_to)
-        chosen = select_units(units, scores, budget, threshold, *args)
+        chosen = self._select(units, scores, budget, threshold, args)
         taken = sum(len(c) for c in chosen)
         if threshold is None or taken >= budget:
             return chosen, None
@@ -121,10 +168,11 @@ class UnitPruner:
                 "or set UnitPruningHook(shortfall='ratio') to fill the budget by rank.")
         print_log(msg + '; policy "ratio": the budget is filled by rank above the threshold.',
                   logger='current', level=30)
-        chosen = select_units(units, scores, budget, None, *args)
+        chosen = self._select(units, scores, budget, None, args)
         return chosen, shortfall
 
-    def step(self, segmentor, budget, extra_scores=None, final=True):
+    def step(self, segmentor, budget, extra_scores=None, final=True, context=None,
+             scores=None):
         """Remove up to ``budget`` units.
 
         Args:
@@ -134,12 +182,16 @@ class UnitPruner:
                 per-unit vectors to put in the report (e.g. U, B, w).
             final (bool): False for a trial on a copy (the criterion's
                 per-step state does not advance).
+            context (ScoringContext, optional): Handed to the criterion.
+            scores (list[Tensor], optional): Scores already computed for
+                this structure (e.g. on the original of a trial copy).
 
         Returns:
             PruneResult: The record.
         """
         graph, units = self.units(segmentor)
-        scores = [self.importance(u) for u in units]
+        if scores is None:
+            scores = self.score(units, context)
         chosen, shortfall = self.choose(units, scores, budget)
         result = PruneResult(total=sum(u.num_units for u in units), shortfall=shortfall)
         for u, s, idxs in zip(units, scores, chosen):
@@ -166,7 +218,7 @@ class UnitPruner:
             self.importance.next_step()
         return result
 
-    def budget_for_flops(self, segmentor, target_gflops, gflops_of):
+    def budget_for_flops(self, segmentor, target_gflops, gflops_of, context=None):
         """The smallest budget whose pruned model has at most ``target_gflops``.
 
         Binary search over the budget; each trial prunes a copy of the model
@@ -178,18 +230,21 @@ class UnitPruner:
             segmentor (nn.Module): Bare segmentor (not changed).
             target_gflops (float): Inference-path GFLOPs to reach.
             gflops_of (Callable): ``fn(model) -> float`` inference GFLOPs.
+            context (ScoringContext, optional): Handed to the criterion (the
+                model is scored once; every trial reuses the scores).
 
         Returns:
             tuple[int, float]: The budget and the GFLOPs it gives.
         """
         _, units = self.units(segmentor)
+        scores = self.score(units, context)
         high = sum(u.num_units for u in units)
         cache = {}
 
         def gflops_at(k):
             if k not in cache:
                 trial = copy.deepcopy(segmentor)
-                self.step(trial, k, final=False)
+                self.step(trial, k, final=False, scores=scores)
                 cache[k] = gflops_of(trial)
             return cache[k]
 

@@ -102,11 +102,74 @@ def select_units(units, scores, budget, threshold=None, min_keep=1, min_keep_rat
     return [sorted(c) for c in chosen]
 
 
-def step_budget(total_units, ratio, step, num_steps, removed_so_far):
+def select_units_per_layer(units, scores, budget, threshold=None, min_keep=1,
+                           min_keep_ratio=0.1, round_to=None):
+    """Pick the least important units of every layer, the same share per layer.
+
+    The budget is split over layers in proportion to their sizes (largest
+    remainders first, ties by layer order), then each layer's share is
+    chosen by :func:`select_units` within that layer (threshold, caps and
+    rounding as there). A layer's cap can leave part of the budget unused.
+
+    Args:
+        units (list): ChannelUnits / HeadUnits.
+        scores (list[Tensor]): Per-unit scores, aligned with ``units``.
+        budget (int): Most units to remove in total.
+        threshold (float, optional): Absolute score threshold.
+        min_keep (int): Minimum kept per layer.
+        min_keep_ratio (float): Minimum kept fraction per layer.
+        round_to (int, optional): Channel rounding.
+
+    Returns:
+        list[list[int]]: Indices to remove, per entry of ``units`` (sorted).
+    """
+    if len(units) != len(scores):
+        raise ValueError('select_units_per_layer: one score vector per layer is needed.')
+    total = sum(u.num_units for u in units)
+    budget = min(int(budget), total)
+    if total == 0 or budget <= 0:
+        return [[] for _ in units]
+    exact = [budget * u.num_units / total for u in units]
+    shares = [int(math.floor(e)) for e in exact]
+    order = sorted(range(len(units)), key=lambda k: (-(exact[k] - shares[k]), k))
+    for k in order[:budget - sum(shares)]:
+        shares[k] += 1
+    return [select_units([u], [s], k, threshold, min_keep, min_keep_ratio, round_to)[0]
+            for u, s, k in zip(units, scores, shares)]
+
+
+SCHEDULES = ('linear', 'geometric')
+
+
+def cumulative_fraction(final, step, num_steps, schedule='linear'):
+    """Share of the original units removed after step ``step`` of ``num_steps``.
+
+    ``'linear'``: ``final * k / n``. ``'geometric'`` (DSS): every step removes
+    the same share ``1 - (1 - final) ** (1 / n)`` of what remains, so after
+    step k ``1 - (1 - final) ** (k / n)`` is gone.
+
+    Args:
+        final (float): Share removed after the last step, in [0, 1).
+        step (int): Step number, 1-based.
+        num_steps (int): Number of steps.
+        schedule (str): ``'linear'`` or ``'geometric'``.
+
+    Returns:
+        float: The cumulative share.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f'schedule must be one of {SCHEDULES}, got {schedule!r}.')
+    if schedule == 'linear':
+        return final * step / num_steps
+    return 1 - (1 - final) ** (step / num_steps)
+
+
+def step_budget(total_units, ratio, step, num_steps, removed_so_far, schedule='linear'):
     """Units to remove at prune step ``step`` (1-based) of ``num_steps``.
 
-    The cumulative target after step k is ``floor(ratio * total * k / n)``
-    of the original units.
+    The cumulative target after step k is ``floor(total * f_k)`` of the
+    original units, ``f_k`` from :func:`cumulative_fraction` (linear:
+    ``ratio * k / n``).
 
     Args:
         total_units (int): Units before the first prune.
@@ -114,9 +177,14 @@ def step_budget(total_units, ratio, step, num_steps, removed_so_far):
         step (int): Step number, 1-based.
         num_steps (int): Number of prune steps.
         removed_so_far (int): Units already removed.
+        schedule (str): ``'linear'`` or ``'geometric'``.
 
     Returns:
         int: This step's budget (>= 0).
     """
-    target = int(math.floor(ratio * total_units * step / num_steps))
+    if schedule == 'linear':
+        target = int(math.floor(ratio * total_units * step / num_steps))
+    else:
+        target = int(math.floor(total_units * cumulative_fraction(ratio, step, num_steps,
+                                                                  schedule) + 1e-9))
     return max(0, target - removed_so_far)

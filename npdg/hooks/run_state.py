@@ -1,0 +1,85 @@
+"""The one object npdg's hooks share in a run.
+
+Hooks never look each other up. Each publishes what it owns into the run's
+:class:`NpdgRunState` (``run_state(runner)``) and reads what others own from
+it:
+
+==================  ==============================  ==========================
+field               written by (when)               read by (when)
+==================  ==============================  ==========================
+``perturbation``    StylePerturbationHook           statistics hook, scoring
+                    (``before_run``)                (``before_train`` and later)
+``statistics``,     SensitivityStatisticsHook       sparsity hook (every
+``omega``           (every refresh, resume, prune)  iteration), pruning hook
+``prune_iters``     UnitPruningHook (``__init__``   sparsity hook
+                    via ``before_run``)             (``before_train``)
+``history``         UnitPruningHook (each prune)    anyone
+==================  ==============================  ==========================
+
+Ordering is explicit: everything is *published* in ``before_run`` (or
+later) and *read* in ``before_train`` or later, so hook priorities only
+matter within an iteration (statistics on the clean batch before the
+perturbation re-styles it). After a structural prune the pruning hook calls
+:meth:`NpdgRunState.notify_pruned`, which calls the subscribed callbacks in
+subscription order (hooks subscribe in ``before_run``).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+ATTR = 'npdg_state'
+
+
+@dataclass
+class NpdgRunState:
+    """State shared by npdg's hooks in one run.
+
+    Attributes:
+        perturbation (nn.Module, optional): The image-level style perturbation
+            of the run (re-used to render styles for statistics and scoring).
+        statistics (dict): Latest sensitivity scores per observed layer
+            (``{'unary_norm', 'binary_norm', 'w'}``); empty until the first
+            refresh and after a prune.
+        omega (dict): Latest sparsity weights per observed layer.
+        prune_iters (list[int]): Iterations after which units are pruned.
+        history (list[dict]): One record per prune step done.
+    """
+    perturbation: Optional[object] = None
+    statistics: Dict = field(default_factory=dict)
+    omega: Dict = field(default_factory=dict)
+    prune_iters: List[int] = field(default_factory=list)
+    history: List[Dict] = field(default_factory=list)
+    _on_pruned: List[Callable] = field(default_factory=list, repr=False)
+
+    def subscribe_pruned(self, callback):
+        """Call ``callback(runner)`` after every structural prune (once per callback).
+
+        Args:
+            callback (Callable): Takes the runner.
+        """
+        if callback not in self._on_pruned:
+            self._on_pruned.append(callback)
+
+    def notify_pruned(self, runner):
+        """Tell every subscriber the model's structure changed.
+
+        Args:
+            runner (Runner): The runner (its model is already pruned).
+        """
+        for callback in list(self._on_pruned):
+            callback(runner)
+
+
+def run_state(runner):
+    """The run's shared state (created on first use, stored on the runner).
+
+    Args:
+        runner (Runner): The mmengine runner (any object that takes attributes).
+
+    Returns:
+        NpdgRunState: The state.
+    """
+    state = getattr(runner, ATTR, None)
+    if state is None:
+        state = NpdgRunState()
+        setattr(runner, ATTR, state)
+    return state

@@ -1,0 +1,302 @@
+"""Compare pruning criteria for domain generalization in one command.
+
+    python tools/compare.py                          # every arm, 2 budgets, seeds 0 1 2
+    python tools/compare.py --seeds 0                # one seed
+    python tools/compare.py --arms l1 taylor dss --budgets flops50
+    python tools/compare.py --list                   # arms, budgets, configs; no training
+
+Arms (configs/bench/ and configs/controls/bench_r18h/, the CPU benchmark regime
+of README "Does pruning help domain generalization?"): the unpruned controls
+``source_only`` and ``perturb_only`` (same style perturbation as every pruned
+arm), and the criteria ``random``, ``l1``, ``l2``, ``slimming`` (BN scale with
+uniform sparse training), ``taylor``, ``hessian``, ``dss``, ``risk_variance``,
+``npdg`` and ``npdg_by_w``, each at two budgets: ``r30`` (30 % of the units)
+and ``flops50`` (half the inference FLOPs). Every pruned arm trains the same
+600 iterations from the same warm start with the same perturbation and prunes
+at iteration 200 (DSS: three geometric steps ending at 200).
+
+Each run is tested at its last iteration on synthetic Cityscapes, BDD100K and
+Mapillary (nothing is chosen on them), the held-out source frames and the
+label-free pseudo-target. Runs are cached by config content and code version
+(``--work-dir``): a killed comparison continues where it stopped (finished runs
+are reused, the interrupted one resumes from its last checkpoint).
+
+Writes to ``--out-dir`` (default benchmarks/results/compare): ``results.csv``
+(one row per run), ``results.md`` (mean +- std over seeds per arm and budget:
+per-target and mean target mIoU, held-out source and pseudo-target mIoU, GFLOPs,
+params, latency, train time, prune-step time), ``results.json``, and plots:
+``miou_vs_gflops.png`` (mean target mIoU against GFLOPs per criterion),
+``per_target.png`` (per-target bars) and ``kept_width.png`` (kept share of each
+layer per criterion, seed 0, half-FLOPs budget).
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+from mmengine.config import DictAction
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+BENCH = 'configs/bench/'
+CONTROLS = 'configs/controls/bench_r18h/'
+# Unpruned controls: one run per seed, shown at every budget.
+CONTROL_ARMS = dict(source_only=BENCH + 'source_only.py',
+                    perturb_only=CONTROLS + 'perturb_only.py')
+# Pruned arms: criterion -> config (its budget comes from BUDGETS).
+CRITERION_ARMS = dict(
+    random=CONTROLS + 'random.py',
+    l1=CONTROLS + 'l1.py',
+    l2=CONTROLS + 'l2.py',
+    slimming=CONTROLS + 'slimming.py',
+    taylor=CONTROLS + 'taylor.py',
+    hessian=CONTROLS + 'hessian.py',
+    dss=CONTROLS + 'dss.py',
+    risk_variance=CONTROLS + 'risk_variance.py',
+    npdg=BENCH + 'npdg.py',
+    npdg_by_w=CONTROLS + 'npdg_by_w.py',
+)
+BUDGETS = dict(r30=dict(prune_ratio=0.3, target_flops_ratio=None),
+               flops50=dict(prune_ratio=None, target_flops_ratio=0.5))
+ARMS = list(CONTROL_ARMS) + list(CRITERION_ARMS)
+TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
+FIELDS = ['arm', 'budget', 'seed', *[f'{t}_mIoU' for t in TARGETS], 'mean_target_mIoU',
+          'source_mIoU', 'pseudo_target_mIoU', 'gflops', 'params', 'latency_ms',
+          'train_seconds', 'prune_seconds', 'units_removed', 'units_total', 'config',
+          'code_version', 'work_dir']
+
+
+def plan(arms, budgets, seeds):
+    """The runs in order: seed by seed, controls first, then budget by budget.
+
+    Returns:
+        list[dict]: ``arm``, ``budget`` (None for controls), ``seed``,
+        ``config``, ``options``.
+    """
+    runs = []
+    for seed in seeds:
+        for arm in arms:
+            if arm in CONTROL_ARMS:
+                runs.append(dict(arm=arm, budget=None, seed=seed, config=CONTROL_ARMS[arm],
+                                 options={}))
+        for budget in budgets:
+            for arm in arms:
+                if arm in CRITERION_ARMS:
+                    runs.append(dict(arm=arm, budget=budget, seed=seed,
+                                     config=CRITERION_ARMS[arm], options=dict(BUDGETS[budget])))
+    return runs
+
+
+def run_name(run):
+    """Folder prefix of a run."""
+    return f"{run['arm']}{'_' + run['budget'] if run['budget'] else ''}_seed{run['seed']}"
+
+
+def row_of(run, result, code_version):
+    """One results.csv row."""
+    pruning = result.get('pruning') or {}
+    row = dict(arm=run['arm'], budget=run['budget'] or 'unpruned', seed=run['seed'],
+               mean_target_mIoU=result['mean_mIoU'], source_mIoU=result['source_mIoU'],
+               pseudo_target_mIoU=result.get('pseudo_target_mIoU', float('nan')),
+               gflops=result['gflops'], params=result['params'],
+               latency_ms=result['latency_ms'], train_seconds=result['train_seconds'],
+               prune_seconds=pruning.get('seconds', 0.0),
+               units_removed=pruning.get('removed', 0), units_total=pruning.get('total', 0),
+               config=run['config'], code_version=code_version,
+               work_dir=result.get('work_dir', ''))
+    for t in TARGETS:
+        row[f'{t}_mIoU'] = result['targets'][t]['mIoU']
+    return row
+
+
+def summarise(rows):
+    """(arm, budget) -> mean +- std over seeds of every figure."""
+    from npdg.apis.bench import mean_std
+    groups = {}
+    for row in rows:
+        groups.setdefault((row['arm'], row['budget']), []).append(row)
+    keys = [f'{t}_mIoU' for t in TARGETS] + [
+        'mean_target_mIoU', 'source_mIoU', 'pseudo_target_mIoU', 'gflops', 'params',
+        'latency_ms', 'train_seconds', 'prune_seconds']
+    return {group: dict({k: mean_std([float(r[k]) for r in members]) for k in keys},
+                        seeds=sorted(r['seed'] for r in members))
+            for group, members in groups.items()}
+
+
+def markdown(summary, reference='perturb_only'):
+    """Markdown table, one row per (arm, budget); delta against ``reference``."""
+    head = ['arm', 'budget', 'seeds', *TARGETS, 'mean target', 'vs perturb_only',
+            'source (held-out)', 'pseudo-target', 'GFLOPs', 'params (M)', 'latency (ms)',
+            'train (s)', 'prune step (s)']
+    ref = summary.get((reference, 'unpruned'))
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    order = {b: i for i, b in enumerate(['unpruned', *BUDGETS])}
+    for (arm, budget), e in sorted(summary.items(),
+                                   key=lambda kv: (order.get(kv[0][1], 9), ARMS.index(kv[0][0])
+                                                   if kv[0][0] in ARMS else 99)):
+        delta = '' if ref is None else f"{e['mean_target_mIoU'][0] - ref['mean_target_mIoU'][0]:+.2f}"
+        cells = [arm, budget, str(len(e['seeds']))] + [
+            f'{e[k][0]:.2f} +- {e[k][1]:.2f}' for k in
+            (*[f'{t}_mIoU' for t in TARGETS], 'mean_target_mIoU')] + [delta] + [
+            f'{e[k][0]:.2f} +- {e[k][1]:.2f}' for k in ('source_mIoU', 'pseudo_target_mIoU')] + [
+            f"{e['gflops'][0]:.3f}", f"{e['params'][0] / 1e6:.2f}",
+            f"{e['latency_ms'][0]:.1f}", f"{e['train_seconds'][0]:.0f}",
+            f"{e['prune_seconds'][0]:.1f}"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines
+
+
+def plots(summary, results, out_dir):
+    """mIoU vs GFLOPs, per-target bars, kept width per layer."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    markers = dict(unpruned='s', r30='o', flops50='^')
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {arm: plt.cm.tab20(i / max(1, len(ARMS) - 1)) for i, arm in enumerate(ARMS)}
+    for (arm, budget), e in summary.items():
+        ax.errorbar(e['gflops'][0], e['mean_target_mIoU'][0], yerr=e['mean_target_mIoU'][1],
+                    fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
+                    label=f'{arm} ({budget})')
+    ax.set_xlabel('GFLOPs (3x128x256)')
+    ax.set_ylabel('mean target mIoU (%)')
+    ax.set_title('criteria on the benchmark regime (mean +- std over seeds)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(osp.join(out_dir, 'miou_vs_gflops.png'), dpi=120)
+    plt.close(fig)
+
+    groups = sorted(summary, key=lambda g: (g[1] != 'unpruned', g[1], ARMS.index(g[0])
+                                            if g[0] in ARMS else 99))
+    fig, ax = plt.subplots(figsize=(max(8, 0.5 * len(groups)), 4))
+    width = 0.8 / len(TARGETS)
+    for i, t in enumerate(TARGETS):
+        ax.bar([k + i * width for k in range(len(groups))],
+               [summary[g][f'{t}_mIoU'][0] for g in groups], width,
+               yerr=[summary[g][f'{t}_mIoU'][1] for g in groups], label=t, capsize=1)
+    ax.set_xticks([k + width for k in range(len(groups))])
+    ax.set_xticklabels([f'{a}\n{b}' for a, b in groups], rotation=90, fontsize=6)
+    ax.set_ylabel('mIoU (%)')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(osp.join(out_dir, 'per_target.png'), dpi=120)
+    plt.close(fig)
+
+    widths = {}
+    for run, result in results:
+        layers = (result.get('pruning') or {}).get('layers')
+        if layers and run['seed'] == min(r['seed'] for r, _ in results) and \
+                run['budget'] == 'flops50':
+            widths[run['arm']] = layers
+    if widths:
+        names = list(next(iter(widths.values())))
+        fig, ax = plt.subplots(figsize=(max(8, 0.12 * len(names)), 4))
+        for arm, layers in widths.items():
+            ax.plot(range(len(names)), [layers[n][1] / max(1, layers[n][0]) if n in layers
+                                        else float('nan') for n in names],
+                    marker='.', lw=0.8, color=colors.get(arm), label=arm)
+        ax.set_xlabel('unit layer (graph order)')
+        ax.set_ylabel('kept share of units')
+        ax.set_title('kept width per layer at half the FLOPs (first seed)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(osp.join(out_dir, 'kept_width.png'), dpi=120)
+        plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--arms', nargs='+', default=ARMS, choices=ARMS, metavar='ARM',
+                        help=f'arms to run (default: all): {", ".join(ARMS)}')
+    parser.add_argument('--budgets', nargs='+', default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--warm-start', default=None,
+                        help='use this warm-start checkpoint instead of training '
+                             'configs/bench/pretrain_source.py (its SHA-256 is recorded)')
+    parser.add_argument('--work-dir', default='work_dirs/compare')
+    parser.add_argument('--out-dir', default=osp.join('benchmarks', 'results', 'compare'))
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='overrides for every run that reads them (a smoke run: '
+                             'max_iters=20 prune_iters=[10] stats_interval=5)')
+    parser.add_argument('--shard', default=None, metavar='I/N',
+                        help='run only runs I, I+N, I+2N, ... of the plan (0-based) and stop '
+                             'without tables: N processes with OMP_NUM_THREADS=1 share a '
+                             'machine; a last call without --shard makes the tables from the '
+                             'cache')
+    parser.add_argument('--list', action='store_true', help='print the plan and stop')
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    runs = plan(args.arms, args.budgets, args.seeds)
+    shard = None
+    if args.shard is not None:
+        index, _, count = args.shard.partition('/')
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            parser.error(f'--shard {args.shard!r}: expected I/N with 0 <= I < N, e.g. 0/2')
+        shard = (int(index), int(count))
+    if args.list:
+        for k, run in enumerate(runs, 1):
+            print(f'{k:3d} {run_name(run):32s} {run["config"]} {run["options"]}')
+        return
+    import npdg  # noqa: F401
+    from npdg.apis import bench, experiment
+    from npdg.utils.checkpoint_io import file_digest
+    from npdg.utils.settings import split_overrides
+    # each override goes to the runs whose config reads it (an unread one is an error)
+    extra = split_overrides({run_name(r): r['config'] for r in runs}, args.cfg_options,
+                            read_keys=experiment.READ_KEYS)
+    t0 = time.time()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    bench.prepare_data()
+    ckpt, _ = bench.warm_start(args.warm_start, args.work_dir, log)
+    sha = file_digest(ckpt)
+    code_version = experiment.code_version()
+    log(f'[compare] {len(runs)} runs; warm start {ckpt} (sha256 {sha[:16]}...); '
+        f'code version {code_version}')
+    results = []
+    for k, run in enumerate(runs, 1):
+        if shard is not None and (k - 1) % shard[1] != shard[0]:
+            continue
+        opts = dict(run['options'], **extra[run_name(run)], warm_start=ckpt,
+                    **{'randomness.seed': run['seed']})
+        done_s = time.time() - t0
+        eta = '' if k == 1 else f', about {done_s / (k - 1) * (len(runs) - k + 1) / 60:.0f} min left'
+        log(f'[compare] {k}/{len(runs)} {run_name(run)} ({done_s / 60:.0f} min so far{eta})')
+        results.append((run, bench.cached(run_name(run), run['config'], opts, args.work_dir,
+                                          log=log)))
+    if shard is not None:
+        log(f'[compare] shard {args.shard} done ({(time.time() - t0) / 60:.0f} min); run '
+            'again without --shard for the tables')
+        return
+    rows = [row_of(run, result, code_version) for run, result in results]
+    summary = summarise(rows)
+    lines = markdown(summary)
+    print('\n'.join(lines))
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    command = 'python tools/compare.py ' + ' '.join(sys.argv[1:])
+    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+        f.write(f'`{command.strip()}` (seeds {args.seeds}; warm start sha256 {sha[:16]}; '
+                f'code version {code_version}; mIoU %, 19 classes, Mapillary narrow mapping, '
+                'last iteration; GFLOPs at 3x128x256)\n\n' + '\n'.join(lines) + '\n')
+    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
+        json.dump(dict(command=command.strip(), seeds=args.seeds, budgets=args.budgets,
+                       arms=args.arms, warm_start=dict(path=ckpt, sha256=sha),
+                       code_version=code_version,
+                       summary={f'{a}@{b}': v for (a, b), v in summary.items()},
+                       runs=rows, wall_seconds=round(time.time() - t0, 1)), f, indent=1)
+    plots(summary, results, args.out_dir)
+    log(f'[compare] saved {args.out_dir}/results.csv, results.md, results.json and plots '
+        f'({(time.time() - t0) / 60:.0f} min)')
+
+
+if __name__ == '__main__':
+    main()
