@@ -272,6 +272,8 @@ def main():
                              'from the warm start, and stop')
     args = parser.parse_args()
     os.chdir(ROOT)
+    from npdg.compat import flush_denormals
+    flush_denormals()  # CPU speed
     if args.choose_sparsity:
         ckpt, _ = warm_start(args)
         print(json.dumps(sparsity_rule(ckpt, DATA['root']), indent=1))

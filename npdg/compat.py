@@ -36,6 +36,19 @@ here, each only where it exists:
 
 All are idempotent and run from ``npdg/__init__.py``, which every entry point
 (and every spawned DataLoader worker) imports.
+
+Two more patches are not global and live where they act:
+
+* :class:`npdg.pruning.recorder.PruningRecorder` wraps torch-pruning's private
+  ``BasePruningFunc._prune_parameter_and_grad`` only inside its ``with``
+  block (and checks the function exists, see :func:`check_torch_pruning`);
+* :func:`flush_denormals` sets ``torch.set_flush_denormal(True)``, called by
+  the command-line entry points only (tools/, benchmarks/), never by library
+  code.
+
+:data:`CHECKED_VERSIONS` lists the versions every patch was checked against;
+:func:`patched_library_versions` reports the installed ones (README "What npdg
+patches").
 """
 import importlib.util
 import os.path as osp
@@ -311,6 +324,62 @@ def install_settings_resolution() -> bool:
     from_cfg.__doc__ = original.__doc__
     Runner.from_cfg = classmethod(from_cfg)
     return True
+
+
+# library -> version prefix the patches above were checked against
+CHECKED_VERSIONS = dict(mmengine='0.10.', mmcv='2.1.', torch_pruning='1.6.', mmseg='1.2.')
+
+
+def patched_library_versions():
+    """Installed version of every patched library and whether it was checked.
+
+    Returns:
+        dict[str, tuple[str, bool]]: library -> (version, checked).
+    """
+    out = {}
+    for name, prefix in CHECKED_VERSIONS.items():
+        try:
+            version = importlib.import_module(name).__version__
+        except Exception:  # noqa: BLE001 - absent or broken: reported as such
+            version = 'absent'
+        out[name] = (version, version.startswith(prefix))
+    return out
+
+
+def check_torch_pruning():
+    """The torch-pruning internals PruningRecorder relies on, or a clear error.
+
+    Returns:
+        type: ``BasePruningFunc`` (its ``_prune_parameter_and_grad`` exists).
+
+    Raises:
+        RuntimeError: When the private function is gone (another torch-pruning).
+    """
+    import torch_pruning as tp
+    base = getattr(getattr(getattr(tp, 'pruner', None), 'function', None),
+                   'BasePruningFunc', None)
+    if base is None or '_prune_parameter_and_grad' not in base.__dict__:
+        raise RuntimeError(
+            f'torch-pruning {getattr(tp, "__version__", "?")} has no '
+            'BasePruningFunc._prune_parameter_and_grad, which npdg\'s PruningRecorder '
+            f'intercepts; npdg was checked with torch-pruning {CHECKED_VERSIONS["torch_pruning"]}x '
+            '(pip install "torch-pruning==1.6.0").')
+    if not str(getattr(tp, '__version__', '')).startswith(CHECKED_VERSIONS['torch_pruning']):
+        warnings.warn(f'torch-pruning {tp.__version__}: npdg\'s PruningRecorder was checked '
+                      f'with {CHECKED_VERSIONS["torch_pruning"]}x; the kept-index record is '
+                      'verified after every prune, so a mismatch fails loudly.')
+    return base
+
+
+def flush_denormals():
+    """Flush denormal floats to zero (CPU speed); for entry points only.
+
+    On CPU, weights decayed towards zero become denormal floats, which can
+    double the step time; flushing them changes nothing measurable. Library
+    functions never call this: it changes a process-wide torch setting.
+    """
+    import torch
+    torch.set_flush_denormal(True)
 
 
 def apply() -> None:

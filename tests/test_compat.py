@@ -149,3 +149,25 @@ def test_trust_model_loader_on_every_torch(monkeypatch):
     assert CheckpointLoader._get_checkpoint_loader('/x/y.pth') is load_from_local
     monkeypatch.setattr(torch, '__version__', '2.6.0')
     assert compat.torch_loads_weights_only()
+
+
+def test_patched_libraries_are_the_checked_versions():
+    from npdg.compat import CHECKED_VERSIONS, patched_library_versions
+    versions = patched_library_versions()
+    assert set(versions) == set(CHECKED_VERSIONS)
+    assert all(checked for _, checked in versions.values()), versions
+
+
+def test_recorder_refuses_a_torch_pruning_without_the_patched_function(monkeypatch):
+    import torch_pruning as tp
+
+    from npdg.compat import check_torch_pruning
+    from npdg.pruning.optimizer_sync import PruningRecorder
+    assert check_torch_pruning() is tp.pruner.function.BasePruningFunc
+
+    class Other:
+        pass
+    monkeypatch.setattr(tp.pruner.function, 'BasePruningFunc', Other)
+    with pytest.raises(RuntimeError, match='torch-pruning==1.6.0'):
+        with PruningRecorder(torch.nn.Linear(2, 2)):
+            pass

@@ -245,11 +245,13 @@ def main():
         return
     import npdg  # noqa: F401
     from npdg.apis import bench, experiment
+    from npdg.compat import flush_denormals
     from npdg.utils.checkpoint_io import file_digest
     from npdg.utils.settings import split_overrides
     # each override goes to the runs whose config reads it (an unread one is an error)
     extra = split_overrides({run_name(r): r['config'] for r in runs}, args.cfg_options,
                             read_keys=experiment.READ_KEYS)
+    flush_denormals()  # CPU speed
     t0 = time.time()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     bench.prepare_data()

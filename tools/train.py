@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import npdg  # noqa: E402,F401  (compat shims + registration before mmseg)
-import torch  # noqa: E402
+from npdg.compat import flush_denormals  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
@@ -58,9 +58,7 @@ def shutdown_distributed():
 
 def main():
     args = parse_args()
-    # CPU: weights decayed towards zero become denormal floats, which can double
-    # the step time; flushing them to zero changes nothing measurable.
-    torch.set_flush_denormal(True)
+    flush_denormals()  # CPU speed (npdg.compat.flush_denormals)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
         enable_amp(cfg)

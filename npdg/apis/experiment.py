@@ -34,7 +34,6 @@ def train(cfg, work_dir):
     cfg.resume = bool(glob.glob(osp.join(work_dir, 'iter_*.pth')))
     ensure_hook(cfg, 'RNGStateHook')
     ensure_hook(cfg, 'PrunedCheckpointHook')
-    torch.set_flush_denormal(True)  # denormal weights slow CPU training down
     with WorkDirLock(work_dir):
         Runner.from_cfg(cfg).train()
     return final

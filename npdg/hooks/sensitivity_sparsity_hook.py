@@ -1,14 +1,13 @@
 """Sensitivity-reweighted L1 on unit scales (BN gammas and head gates)."""
 import torch
-import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from npdg.analysis.inference_path import unwrap_model as _bare
 
-from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.pruning.model_prep import ensure_per_head_attention
+from npdg.pruning.units import unit_scales
 from .run_state import run_state
 
 
@@ -27,26 +26,6 @@ def _optimizer_stepped(runner):
     inner = getattr(wrapper, '_inner_count', 0)
     max_counts = getattr(wrapper, '_max_counts', -1)
     return counts <= 1 or inner % counts == 0 or inner == max_counts
-
-
-def unit_scales(model):
-    """Every unit scale: BN weights and per-head gates, by layer name.
-
-    Args:
-        model (nn.Module): Bare segmentor.
-
-    Returns:
-        dict: layer name -> scale parameter (gamma).
-    """
-    scales = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and \
-                m.weight.requires_grad:
-            scales[name] = m.weight
-        elif isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1 and \
-                m.head_gate is not None:
-            scales[name] = m.head_gate
-    return scales
 
 
 @HOOKS.register_module()

@@ -1,6 +1,5 @@
 """Collect NPDG's per-unit sensitivity statistics during training."""
 import torch
-import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
@@ -11,6 +10,7 @@ from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.pruning.model_prep import ensure_per_head_attention
+from npdg.pruning.units import unit_layers
 from .run_state import run_state
 from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head_positions,
                              subsample_positions)
@@ -19,22 +19,8 @@ CKPT_KEY = 'npdg_sensitivity'
 
 
 
-def observed_layers(model):
-    """Layers whose units NPDG scores: affine BNs and multi-head attention.
-
-    Args:
-        model (nn.Module): Bare segmentor.
-
-    Returns:
-        dict: name -> module.
-    """
-    layers = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
-            layers[name] = m
-        elif isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1:
-            layers[name] = m
-    return layers
+# The layers whose units the statistics observe: the one definition of unit layers.
+observed_layers = unit_layers
 
 
 @HOOKS.register_module()

@@ -1,5 +1,4 @@
 """|gamma|: BN scale of channels, gate of heads (network slimming, NPDG)."""
-import torch
 
 from .base import Importance, register_importance
 

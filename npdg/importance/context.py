@@ -27,7 +27,6 @@ import random
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .unit_params import unit_parameter_names
@@ -340,7 +339,7 @@ class ScoringContext:
         key = ('maps', domain, size)
         if key in self._cache:
             return self._cache[key]
-        from npdg.models.per_head_attention import PerHeadEfficientAttention
+        from npdg.pruning.units import is_channel_layer, unit_layers
         sums, counts, sizes, handles, observers = {}, {}, {}, [], []
 
         def add(name, maps):
@@ -351,11 +350,11 @@ class ScoringContext:
             sums[name] = sums.get(name, 0) + maps.sum(0)
             counts[name] = counts.get(name, 0) + maps.shape[0]
 
-        for name, m in self.model.named_modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+        for name, m in unit_layers(self.model).items():
+            if is_channel_layer(m):
                 handles.append(m.register_forward_hook(
                     lambda mod, args, out, name=name: add(name, out) if out.dim() == 4 else None))
-            elif isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1:
+            else:
                 def observe(heads, name=name, mod=m):
                     h, w = mod.last_hw
                     norms = heads.norm(dim=-1)  # (B, heads, L)

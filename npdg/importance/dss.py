@@ -1,5 +1,4 @@
 """DSS: domain-shift similarity of feature maps (Sun et al., 2023)."""
-import torch
 import torch.nn.functional as F
 
 from .base import Importance, register_importance

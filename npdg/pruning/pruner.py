@@ -92,16 +92,30 @@ class UnitPruner:
         self.channels, self.heads = bool(channels), bool(heads)
         self.trace_shape = tuple(trace_shape)
 
-    def units(self, segmentor):
-        """Trace and list the units.
+    def units(self, segmentor, remember=True):
+        """The units of the segmentor's current structure (traced once per structure).
+
+        The graph and units are kept and reused while the structure is the
+        same (same modules, same parameter shapes); a prune, a resize on
+        resume or a module swap changes the structure and they are rebuilt.
 
         Args:
             segmentor (nn.Module): Bare segmentor.
+            remember (bool): Keep them for the next call (False for a
+                throw-away trial copy).
 
         Returns:
             tuple: ``(graph, units)``.
         """
-        return collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+        if not remember:
+            return collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+        key = (id(segmentor), tuple((name, id(m), tuple(tuple(p.shape) for p in
+                                                          m.parameters(recurse=False)))
+                                    for name, m in segmentor.named_modules()))
+        if getattr(self, '_units_key', None) != key:
+            self._units = collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+            self._units_key = key
+        return self._units
 
     def score(self, units, context=None):
         """Score every layer's units with the criterion.
@@ -189,7 +203,7 @@ class UnitPruner:
         Returns:
             PruneResult: The record.
         """
-        graph, units = self.units(segmentor)
+        graph, units = self.units(segmentor, remember=final)
         if scores is None:
             scores = self.score(units, context)
         chosen, shortfall = self.choose(units, scores, budget)

@@ -54,11 +54,11 @@ class PruningRecorder:
         """Snapshot the parameters and start intercepting torch-pruning."""
         if self._active:
             raise RuntimeError('PruningRecorder is already active.')
-        import torch_pruning as tp
+        from ..compat import check_torch_pruning
+        base = check_torch_pruning()
         self.old_params = snapshot_params(self.model)
         self.kept = {}
         self._names = {p: n for n, p in self.old_params.items()}
-        base = tp.pruner.function.BasePruningFunc
         self._saved = base.__dict__['_prune_parameter_and_grad']
         recorder, original = self, self._saved
 

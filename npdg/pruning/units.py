@@ -11,6 +11,55 @@ from .graph import build_dependency_graph, classifier_layers
 BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
+# -- the one definition of what carries units -------------------------------------
+def is_channel_layer(module):
+    """An affine BN: its channels are units (within their coupled group)."""
+    return isinstance(module, BN_TYPES) and module.affine
+
+
+def is_head_layer(module):
+    """A per-head attention module with more than one head: its heads are units."""
+    return isinstance(module, PerHeadEfficientAttention) and module.num_heads > 1
+
+
+def unit_layers(model):
+    """Every layer that carries units, by name: affine BNs and multi-head attention.
+
+    The per-layer view of the units, used by everything that observes or
+    scales them (statistics, sparse training, feature maps for scoring).
+    :func:`collect_units` groups the BN channels into coupled groups.
+
+    Args:
+        model (nn.Module): Bare segmentor.
+
+    Returns:
+        dict[str, nn.Module]: name -> module, in module order.
+    """
+    return {name: m for name, m in model.named_modules()
+            if is_channel_layer(m) or is_head_layer(m)}
+
+
+def unit_scales(model):
+    """The learnable scale (gamma) of every unit layer: BN weights, head gates.
+
+    Frozen BN weights and attention without a gate have no trainable scale
+    and are left out.
+
+    Args:
+        model (nn.Module): Bare segmentor.
+
+    Returns:
+        dict[str, nn.Parameter]: layer name -> scale parameter.
+    """
+    scales = {}
+    for name, m in unit_layers(model).items():
+        if is_channel_layer(m) and m.weight.requires_grad:
+            scales[name] = m.weight
+        elif is_head_layer(m) and m.head_gate is not None:
+            scales[name] = m.head_gate
+    return scales
+
+
 def _plain(idxs):
     return [int(getattr(i, 'idx', i)) for i in idxs]
 
@@ -153,7 +202,7 @@ def channel_units(segmentor, graph):
             seen.add((id(layer), 'o'))
             item = (names.get(layer, str(layer)), layer, _plain(idxs),
                     [int(r) for r in group[i].root_idxs])
-            if isinstance(layer, BN_TYPES) and layer.affine:
+            if is_channel_layer(layer):
                 entry.bns.append(item)
             elif isinstance(layer, (nn.Conv2d, nn.Linear)):
                 entry.convs.append(item)
@@ -174,8 +223,7 @@ def head_units(segmentor):
         list[HeadUnits]: One entry per multi-head module.
     """
     return [HeadUnits(name=n, module=m, num_units=m.num_heads)
-            for n, m in segmentor.named_modules()
-            if isinstance(m, PerHeadEfficientAttention) and m.num_heads > 1]
+            for n, m in segmentor.named_modules() if is_head_layer(m)]
 
 
 def collect_units(segmentor, input_shape=(3, 64, 64), channels=True, heads=True):
