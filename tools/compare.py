@@ -150,6 +150,19 @@ def markdown(summary, reference='perturb_only'):
     return lines
 
 
+def _save(fig, ax, path, xlabel, ylabel, title):
+    """Label, grid, legend, save and close one figure."""
+    import matplotlib.pyplot as plt
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plots(summary, results, out_dir):
     """mIoU vs GFLOPs, per-target bars, kept width per layer."""
     import matplotlib
@@ -162,14 +175,8 @@ def plots(summary, results, out_dir):
         ax.errorbar(e['gflops'][0], e['mean_target_mIoU'][0], yerr=e['mean_target_mIoU'][1],
                     fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
                     label=f'{arm} ({budget})')
-    ax.set_xlabel('GFLOPs (3x128x256)')
-    ax.set_ylabel('mean target mIoU (%)')
-    ax.set_title('criteria on the benchmark regime (mean +- std over seeds)')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(osp.join(out_dir, 'miou_vs_gflops.png'), dpi=120)
-    plt.close(fig)
+    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'), 'GFLOPs (3x128x256)',
+          'mean target mIoU (%)', 'criteria on the benchmark regime (mean +- std over seeds)')
 
     groups = sorted(summary, key=lambda g: (g[1] != 'unpruned', g[1], ARMS.index(g[0])
                                             if g[0] in ARMS else 99))
@@ -200,14 +207,8 @@ def plots(summary, results, out_dir):
             ax.plot(range(len(names)), [layers[n][1] / max(1, layers[n][0]) if n in layers
                                         else float('nan') for n in names],
                     marker='.', lw=0.8, color=colors.get(arm), label=arm)
-        ax.set_xlabel('unit layer (graph order)')
-        ax.set_ylabel('kept share of units')
-        ax.set_title('kept width per layer at half the FLOPs (first seed)')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        fig.savefig(osp.join(out_dir, 'kept_width.png'), dpi=120)
-        plt.close(fig)
+        _save(fig, ax, osp.join(out_dir, 'kept_width.png'), 'unit layer (graph order)',
+              'kept share of units', 'kept width per layer at half the FLOPs (first seed)')
 
 
 def main():
