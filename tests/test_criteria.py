@@ -325,3 +325,51 @@ def test_run_state_is_one_object_per_runner():
     state.subscribe_pruned(cb)
     state.notify_pruned(runner)
     assert calls == ['a', 'b']
+
+
+def _record_batches_hook():
+    from mmengine.hooks import Hook
+    from mmseg.registry import HOOKS
+
+    if 'BatchRecorderHook' not in HOOKS.module_dict:
+        @HOOKS.register_module()
+        class BatchRecorderHook(Hook):
+            priority = 'VERY_HIGH'
+
+            def __init__(self):
+                self.paths = []
+
+            def before_train_iter(self, runner, batch_idx, data_batch=None):
+                self.paths.append([s.img_path for s in data_batch['data_samples']])
+
+
+def test_data_criterion_in_a_run_leaves_the_training_stream_alone(tmp_path):
+    """DSS in a real run: 2 geometric per-layer steps; the training batches are the same
+    as without pruning (the scoring context draws its own)."""
+    import json
+
+    from mmengine.runner import Runner
+
+    from conftest import runner_cfg
+    _record_batches_hook()
+    style = dict(type='StylePerturbationHook', perturbation=dict(type='AdvStyle'))
+    prune = dict(type='UnitPruningHook', prune_iters=[2, 4], ratio=0.3, threshold=None,
+                 importance=dict(type='DSSImportance'), scope='layer', schedule='geometric',
+                 scoring=dict(num_batches=2))
+    runs = {}
+    for name, hooks in (('pruned', [style, prune]), ('plain', [style])):
+        runner = Runner.from_cfg(runner_cfg(tmp_path / name, deeplab_r18_cfg(), max_iters=5,
+                                            custom_hooks=hooks + [dict(type='BatchRecorderHook')]))
+        runner.train()
+        runs[name] = next(h for h in runner.hooks if type(h).__name__ == 'BatchRecorderHook')
+    assert runs['pruned'].paths == runs['plain'].paths
+    steps = json.load(open(tmp_path / 'pruned' / 'pruning' / 'pruning_report.json'))['steps']
+    total = steps[0]['total']
+    first = int(total * (1 - 0.7 ** 0.5) + 1e-9)
+    assert [s['removed'] for s in steps][0] <= first
+    assert sum(s['removed'] for s in steps) <= int(0.3 * total)
+    assert all(s['seconds'] > 0 for s in steps)
+    # per layer: every layer lost about the same share at step 1
+    shares = [1 - e['units_after'] / e['units_before'] for e in steps[0]['layers']
+              if e['units_before'] >= 20]
+    assert max(shares) - min(shares) < 0.1
