@@ -35,6 +35,17 @@ class PruneResult:
     shortfall: dict = None
 
 
+def _same_on_every_rank(scores):
+    """Rank 0's scores on every rank (data criteria on GPUs are not bit-reproducible
+    across devices; every rank must remove the same units)."""
+    from mmengine.dist import broadcast_object_list, get_world_size
+    if get_world_size() <= 1:
+        return scores
+    box = [[s.cpu() for s in scores]]
+    broadcast_object_list(box, src=0)
+    return box[0]
+
+
 class ThresholdShortfallError(RuntimeError):
     """The threshold left fewer candidates than the budget (``shortfall='error'``)."""
 
@@ -126,7 +137,8 @@ class UnitPruner:
                 (needed by data-driven criteria).
 
         Returns:
-            list[Tensor]: One float64 vector per layer.
+            list[Tensor]: One float64 vector per layer; in a distributed run
+            rank 0's, broadcast to every rank (so all remove the same units).
 
         Raises:
             ValueError: When a criterion returns the wrong length or a
@@ -143,7 +155,7 @@ class UnitPruner:
                                  f'(finite: {bool(torch.isfinite(s).all())}) for {u.name}, '
                                  f'which has {u.num_units} units.')
             scores.append(s)
-        return scores
+        return _same_on_every_rank(scores)
 
     def _select(self, units, scores, budget, threshold, args):
         if self.scope == 'global':
