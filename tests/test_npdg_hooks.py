@@ -276,3 +276,17 @@ def test_segformer_heads_and_channels_pruned_in_a_run(tmp_path):
     heads = {k: v['num_heads'] for k, v in head_layout(runner.model).items()}
     assert sum(heads.values()) < 1 + 2 + 5 + 8
     assert min(heads.values()) >= 1
+
+
+def test_statistics_stop_at_the_last_prune_step_unless_told_otherwise(deeplab):
+    runner = _FakeRunner(deeplab)
+    run_state(runner).prune_iters = [4, 8]
+    hook = SensitivityStatisticsHook(interval=2)
+    hook.before_train(runner)
+    assert [i for i in range(12) if hook.collecting_at(i)] == [0, 2, 4, 6]
+    told = SensitivityStatisticsHook(interval=2, end=11)
+    told.before_train(runner)
+    assert [i for i in range(12) if told.collecting_at(i)] == [0, 2, 4, 6, 8, 10]
+    alone = SensitivityStatisticsHook(interval=2)
+    alone.before_train(_FakeRunner(deeplab))  # a run that does not prune
+    assert [i for i in range(12) if alone.collecting_at(i)] == [0, 2, 4, 6, 8, 10]

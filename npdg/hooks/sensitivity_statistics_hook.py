@@ -55,7 +55,10 @@ class SensitivityStatisticsHook(Hook):
         perturbation (dict, optional): Style renderer when no image-level
             :class:`StylePerturbationHook` is present; ``AdvStyle`` default.
         begin (int): First iteration to collect.
-        end (int, optional): Stop collecting at this iteration.
+        end (int, optional): Stop collecting at this iteration. None
+            (default): at the run's last prune iteration when it prunes
+            (``run_state(runner).prune_iters``; nothing reads the statistics
+            after it), else never.
         seed (int, optional): Seed of styles and positions; None (default): the
             run's seed (``randomness.seed``).
         priority (str): Must run before the perturbation hook (clean images).
@@ -80,6 +83,7 @@ class SensitivityStatisticsHook(Hook):
         self._perturbation_cfg = perturbation
         self.perturbation = None
         self.begin, self.end = int(begin), end
+        self._end = end  # settled in before_train (see ``end``)
         self.seed = None if seed is None else int(seed)
         self.priority = priority
         self.stats = SensitivityStatistics()
@@ -113,6 +117,9 @@ class SensitivityStatisticsHook(Hook):
         self.perturbation = self._renderer(runner)
         self.attach(_bare(runner.model))
         self.publish(runner)
+        prune_iters = run_state(runner).prune_iters
+        self._end = self.end if self.end is not None else (
+            max(prune_iters) if prune_iters else None)
 
     def _renderer(self, runner):
         shared = run_state(runner).perturbation
@@ -181,7 +188,7 @@ class SensitivityStatisticsHook(Hook):
         Returns:
             bool: True inside a collection window.
         """
-        if iteration < self.begin or (self.end is not None and iteration >= self.end):
+        if iteration < self.begin or (self._end is not None and iteration >= self._end):
             return False
         return (iteration - self.begin) % self.interval < self.num_batches
 
