@@ -26,8 +26,9 @@ Writes to ``--out-dir`` (default benchmarks/results/compare): ``results.csv``
 per-target and mean target mIoU, held-out source and pseudo-target mIoU, GFLOPs,
 params, latency, train time, prune-step time), ``results.json``, and plots:
 ``miou_vs_gflops.png`` (mean target mIoU against GFLOPs per criterion),
+``ranking_<budget>.png`` (arms sorted by mean target mIoU beside the controls),
 ``per_target.png`` (per-target bars) and ``kept_width.png`` (kept share of each
-layer per criterion, seed 0, half-FLOPs budget).
+layer per criterion, first seed, half-FLOPs budget).
 """
 import argparse
 import csv
@@ -89,6 +90,17 @@ def plan(arms, budgets, seeds):
                     runs.append(dict(arm=arm, budget=budget, seed=seed,
                                      config=CRITERION_ARMS[arm], options=dict(BUDGETS[budget])))
     return runs
+
+
+def finished(run, options, work_dir):
+    """Whether the run with these options is in the cache (same config and code)."""
+    from npdg.apis import bench, experiment
+    key = experiment.run_key(bench.load(run['config'], options))
+    path = osp.join(work_dir, f'{run_name(run)}_{key}', 'result.json')
+    if not osp.isfile(path):
+        return False
+    with open(path) as f:
+        return json.load(f).get('run_key') == key
 
 
 def run_name(run):
@@ -171,12 +183,28 @@ def plots(summary, results, out_dir):
     markers = dict(unpruned='s', r30='o', flops50='^')
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {arm: plt.cm.tab20(i / max(1, len(ARMS) - 1)) for i, arm in enumerate(ARMS)}
+    span = max(e['gflops'][0] for e in summary.values())
     for (arm, budget), e in summary.items():
-        ax.errorbar(e['gflops'][0], e['mean_target_mIoU'][0], yerr=e['mean_target_mIoU'][1],
+        # arms at one budget share their GFLOPs: spread them a little to keep them apart
+        shift = 0.006 * span * (ARMS.index(arm) - len(ARMS) / 2) if arm in ARMS else 0.0
+        ax.errorbar(e['gflops'][0] + shift, e['mean_target_mIoU'][0],
+                    yerr=e['mean_target_mIoU'][1],
                     fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
                     label=f'{arm} ({budget})')
-    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'), 'GFLOPs (3x128x256)',
+    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'), 'GFLOPs (3x128x256; arms spread apart by a few %)',
           'mean target mIoU (%)', 'criteria on the benchmark regime (mean +- std over seeds)')
+
+    for budget in [b for b in BUDGETS if any(g[1] == b for g in summary)]:
+        arms = sorted([g for g in summary if g[1] in (budget, 'unpruned')],
+                      key=lambda g: summary[g]['mean_target_mIoU'][0])
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(arms) + 1.2))
+        ax.barh(range(len(arms)), [summary[g]['mean_target_mIoU'][0] for g in arms],
+                xerr=[summary[g]['mean_target_mIoU'][1] for g in arms], capsize=2,
+                color=[colors.get(g[0]) for g in arms], label='mean +- std over seeds')
+        ax.set_yticks(range(len(arms)))
+        ax.set_yticklabels([f'{a} ({b})' for a, b in arms], fontsize=7)
+        _save(fig, ax, osp.join(out_dir, f'ranking_{budget}.png'), 'mean target mIoU (%)', '',
+              f'unseen targets, {budget} vs the unpruned controls')
 
     groups = sorted(summary, key=lambda g: (g[1] != 'unpruned', g[1], ARMS.index(g[0])
                                             if g[0] in ARMS else 99))
@@ -230,6 +258,9 @@ def main():
                              'without tables: N processes with OMP_NUM_THREADS=1 share a '
                              'machine; a last call without --shard makes the tables from the '
                              'cache')
+    parser.add_argument('--cached-only', action='store_true',
+                        help='train nothing: make the tables from the runs of the plan that '
+                             'are finished (a partial comparison), listing the missing ones')
     parser.add_argument('--list', action='store_true', help='print the plan and stop')
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -261,12 +292,15 @@ def main():
     code_version = experiment.code_version()
     log(f'[compare] {len(runs)} runs; warm start {ckpt} (sha256 {sha[:16]}...); '
         f'code version {code_version}')
-    results = []
+    results, missing = [], []
     for k, run in enumerate(runs, 1):
         if shard is not None and (k - 1) % shard[1] != shard[0]:
             continue
         opts = dict(run['options'], **extra[run_name(run)], warm_start=ckpt,
                     **{'randomness.seed': run['seed']})
+        if args.cached_only and not finished(run, opts, args.work_dir):
+            missing.append(run_name(run))
+            continue
         done_s = time.time() - t0
         eta = '' if k == 1 else f', about {done_s / (k - 1) * (len(runs) - k + 1) / 60:.0f} min left'
         log(f'[compare] {k}/{len(runs)} {run_name(run)} ({done_s / 60:.0f} min so far{eta})')
@@ -276,6 +310,9 @@ def main():
         log(f'[compare] shard {args.shard} done ({(time.time() - t0) / 60:.0f} min); run '
             'again without --shard for the tables')
         return
+    if missing:
+        log(f'[compare] {len(missing)} runs of the plan are not finished and left out: '
+            + ', '.join(missing))
     rows = [row_of(run, result, code_version) for run, result in results]
     summary = summarise(rows)
     lines = markdown(summary)
@@ -289,9 +326,11 @@ def main():
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
         f.write(f'`{command.strip()}` (seeds {args.seeds}; warm start sha256 {sha[:16]}; '
                 f'code version {code_version}; mIoU %, 19 classes, Mapillary narrow mapping, '
-                'last iteration; GFLOPs at 3x128x256)\n\n' + '\n'.join(lines) + '\n')
+                'last iteration; GFLOPs at 3x128x256)\n\n' + '\n'.join(lines) + '\n'
+                + (f'\nNot finished, left out: {", ".join(missing)}\n' if missing else ''))
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(dict(command=command.strip(), seeds=args.seeds, budgets=args.budgets,
+                       missing=missing,
                        arms=args.arms, warm_start=dict(path=ckpt, sha256=sha),
                        code_version=code_version,
                        summary={f'{a}@{b}': v for (a, b), v in summary.items()},
