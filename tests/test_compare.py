@@ -75,3 +75,19 @@ def test_summary_and_table_by_hand():
     assert '| -2.50 |' in taylor and '18.50 +- 0.71' in taylor
     assert lines.index(taylor) > next(i for i, line in enumerate(lines)
                                       if line.startswith('| perturb_only'))
+
+
+def test_finished_runs_are_recognised_by_config_and_code(tmp_path):
+    import json
+
+    from npdg.apis import bench
+    run = compare.plan(['taylor'], ['flops50'], [1])[0]
+    options = dict(run['options'], warm_start='w.pth', **{'randomness.seed': 1})
+    assert not compare.finished(run, options, str(tmp_path))
+    key = experiment.run_key(bench.load(run['config'], options))
+    folder = tmp_path / f'{compare.run_name(run)}_{key}'
+    folder.mkdir()
+    (folder / 'result.json').write_text(json.dumps(dict(run_key=key)))
+    assert compare.finished(run, options, str(tmp_path))
+    other = dict(options, **{'randomness.seed': 2})  # another config: another key
+    assert not compare.finished(run, other, str(tmp_path))
