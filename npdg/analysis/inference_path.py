@@ -124,7 +124,7 @@ def random_input(model: nn.Module,
 
 
 @contextmanager
-def inference_mode(model: nn.Module) -> Iterator[nn.Module]:
+def inference_mode(model: nn.Module, grad: bool = False) -> Iterator[nn.Module]:
     """Put a model in eval mode under ``torch.no_grad()``; restore it after.
 
     Every submodule's own ``training`` flag is restored, so modules that
@@ -132,6 +132,8 @@ def inference_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     Args:
         model (nn.Module): The (unwrapped) model.
+        grad (bool): Keep autograd on instead (eval-mode passes that need
+            gradients, e.g. scoring criteria).
 
     Yields:
         nn.Module: The same model, in eval mode.
@@ -139,7 +141,7 @@ def inference_mode(model: nn.Module) -> Iterator[nn.Module]:
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             yield model
     finally:
         for module, training in flags:

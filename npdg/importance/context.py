@@ -22,7 +22,6 @@ Passes run with the model in eval mode (BN uses its running statistics and
 dropout is off), so they are deterministic, leave BN statistics and
 ``.grad`` untouched, and per-sample gradients are truly per sample.
 """
-import contextlib
 import random
 
 import numpy as np
@@ -235,16 +234,9 @@ class ScoringContext:
         """
         return seg_loss(self.model, inputs, data_samples)
 
-    @contextlib.contextmanager
-    def _eval(self):
-        modes = {m: m.training for m in self.model.modules()}
-        self.model.eval()
-        try:
-            with torch.enable_grad():
-                yield
-        finally:
-            for m, mode in modes.items():
-                m.training = mode
+    def _eval(self, grad=True):
+        from npdg.analysis.inference_path import inference_mode
+        return inference_mode(self.model, grad=grad)
 
     def _unit_params(self):
         names = unit_parameter_names(self.units or [])
@@ -362,7 +354,7 @@ class ScoringContext:
                 observers.append((m, m.head_observer))
                 m.head_observer = observe
         try:
-            with self._eval(), torch.no_grad():
+            with self._eval(grad=False):
                 if domain == 'target':
                     for inputs, _ in self.processed('target'):
                         self.model._forward(inputs)
