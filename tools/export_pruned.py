@@ -1,4 +1,4 @@
-"""Export a (pruned) checkpoint as a slim checkpoint plus a self-contained config.
+"""Export a (pruned) checkpoint: slim checkpoint + config, and/or an ONNX model.
 
 Example:
     python tools/export_pruned.py configs/npdg/segformer_gta.py \\
@@ -16,6 +16,16 @@ evaluate the pruned model::
 
     python $(python -c "import mmseg,os;print(os.path.dirname(mmseg.__file__))")/.mim/tools/test.py \\
         exported/<name>_config.py exported/<name>_slim.pth
+
+``--onnx OUT.onnx [--shape H W] [--dynamic]`` writes the inference path
+(backbone, neck, decode head with the per-head attention, logits resized to
+the input) as ONNX (:mod:`npdg.deploy`) and checks it on the spot: onnxruntime's
+logits on a real image (``--image``, default the first test image of the
+config) must match PyTorch's within ``--rtol`` x max(1, max |logit|), or the
+tool fails. ``--shape`` defaults to that image's test-time size::
+
+    python tools/export_pruned.py configs/npdg/deeplab_gta.py \\
+        work_dirs/deeplab_gta/iter_40000.pth --onnx export/deeplab_gta.onnx --shape 512 1024
 """
 import argparse
 import copy
@@ -23,11 +33,14 @@ import os
 import os.path as osp
 import sys
 
+import torch
+
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import npdg  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner.checkpoint import weights_to_cpu  # noqa: E402
 
+from npdg.deploy import PARITY_RTOL  # noqa: E402
 from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E402
                                     load_pruned_checkpoint)
 from npdg.utils.checkpoint_io import GUARD_KEY, PrunedModelGuard, save_trusted  # noqa: E402
@@ -52,12 +65,24 @@ def parse_args(argv=None):
         description='Export a pruned checkpoint (slim weights + config)')
     parser.add_argument('config', help='the config the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint (pruned or not)')
-    parser.add_argument('--out', required=True, help='output directory')
+    parser.add_argument('--out', help='output directory of the slim checkpoint + config')
+    parser.add_argument('--onnx', metavar='OUT.onnx', help='write the model as ONNX')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='ONNX input size (default: the parity image\'s test-time size)')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='ONNX with dynamic batch, height and width')
+    parser.add_argument('--image', help='image for the ONNX parity check '
+                        '(default: the first image of the config\'s test set)')
+    parser.add_argument('--rtol', type=float, default=PARITY_RTOL,
+                        help='ONNX parity tolerance, relative to max(1, max |logit|)')
     parser.add_argument('--name', help='output name stem '
                         '(default: <config stem>_<checkpoint stem>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys before export')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not (args.out or args.onnx):
+        parser.error('give --out DIR (slim checkpoint + config), --onnx OUT.onnx, or both')
+    return args
 
 
 def _hook_type_name(hook):
@@ -198,14 +223,68 @@ def export(config, checkpoint, out_dir, name=None, cfg_options=None):
     return ckpt_path, cfg_path
 
 
+def export_onnx(config, checkpoint, path, shape=None, dynamic=False, image=None,
+                rtol=PARITY_RTOL, cfg_options=None):
+    """Write the model as ONNX and check it against PyTorch on a real image.
+
+    Args:
+        config (str): Config file the checkpoint belongs to.
+        checkpoint (str): Checkpoint file (pruned or not).
+        path (str): Output ``.onnx`` file.
+        shape (Sequence[int], optional): (H, W) of the export; default: the
+            parity image's test-time size.
+        dynamic (bool): Dynamic batch, height and width.
+        image (str, optional): Parity image; default: the config's first
+            test image.
+        rtol (float): Parity tolerance (see :func:`npdg.deploy.check_parity`).
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        dict: ``path``, ``shape``, ``dynamic`` and the parity report.
+
+    Raises:
+        npdg.deploy.OnnxParityError: If onnxruntime disagrees with PyTorch.
+    """
+    from npdg import deploy
+    for file in (config, checkpoint):
+        if not osp.isfile(file):
+            raise FileNotFoundError(f'{file!r} does not exist.')
+    cfg = load_config(config, cfg_options)
+    model = build_segmentor(cfg, checkpoint).eval()
+    inputs = deploy.parity_input(cfg, model, image, shape)
+    shape = tuple(inputs.shape[2:])
+    deploy.export_onnx(model, path, shape, dynamic=dynamic, metadata=dict(
+        npdg_version=npdg.__version__, config=osp.basename(config),
+        checkpoint=osp.basename(checkpoint)))
+    session = deploy.onnx_session(path)
+    report = dict(path=path, shape=list(shape), dynamic=dynamic,
+                  parity=deploy.check_parity(model, path, inputs, rtol, session))
+    if dynamic:  # a second size: the dynamic axes really are dynamic
+        other = torch.nn.functional.interpolate(
+            inputs, size=(shape[0] // 2 + 8, shape[1] // 2 + 16), mode='bilinear')
+        report['parity_other_size'] = deploy.check_parity(model, path, other, rtol, session)
+    return report
+
+
 def main(argv=None):
     """Command-line entry point."""
     args = parse_args(argv)
-    ckpt_path, cfg_path = export(args.config, args.checkpoint, args.out,
-                                 args.name, args.cfg_options)
-    size = osp.getsize(ckpt_path) / 2**20
-    print(f'slim checkpoint: {ckpt_path} ({size:.1f} MiB)')
-    print(f'config:          {cfg_path}')
+    if args.out:
+        ckpt_path, cfg_path = export(args.config, args.checkpoint, args.out,
+                                     args.name, args.cfg_options)
+        size = osp.getsize(ckpt_path) / 2**20
+        print(f'slim checkpoint: {ckpt_path} ({size:.1f} MiB)')
+        print(f'config:          {cfg_path}')
+    if args.onnx:
+        report = export_onnx(args.config, args.checkpoint, args.onnx, args.shape,
+                             args.dynamic, args.image, args.rtol, args.cfg_options)
+        parity = report['parity']
+        size = osp.getsize(args.onnx) / 2**20
+        print(f'onnx:            {args.onnx} ({size:.1f} MiB, input 1x3x{report["shape"][0]}x'
+              f'{report["shape"][1]}{", dynamic" if args.dynamic else ""})')
+        print(f'parity:          max |onnxruntime - torch| = {parity["max_abs_diff"]:.2e} '
+              f'(tolerance {parity["tolerance"]:.2e}), argmax agreement '
+              f'{parity["argmax_agreement"] * 100:.3f} %')
 
 
 if __name__ == '__main__':
