@@ -4,6 +4,7 @@ Example:
     python tools/train.py configs/npdg/deeplab_gta.py
     python tools/train.py CONFIG --resume            # latest checkpoint in work dir
     python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
+    python tools/train.py CONFIG --amp               # fp16 on CUDA, bfloat16 on the CPU
 """
 import argparse
 import logging
@@ -12,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import npdg  # noqa: E402,F401  (compat shims + registration before mmseg)
+from npdg.amp import enable_amp as _enable_amp  # noqa: E402
 from npdg.compat import flush_denormals  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -28,7 +30,9 @@ def parse_args():
     parser.add_argument(
         '--resume', nargs='?', const='auto', default=None,
         help='resume from the latest checkpoint in the work dir, or from a given file')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: float16 + loss scaler on CUDA, '
+                        'bfloat16 autocast on the CPU')
     add_common_args(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -36,16 +40,18 @@ def parse_args():
 
 
 def enable_amp(cfg):
-    """Switch the optimizer wrapper to AMP."""
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        print_log('AMP is already enabled in the config.', logger='current',
+    """Switch the optimizer wrapper to AMP (npdg.amp.enable_amp).
+
+    CUDA: mmengine's AmpOptimWrapper (float16 autocast, dynamic loss scaler).
+    CPU: npdg's CPUAmpOptimWrapper (bfloat16 autocast, no loss scaler).
+    """
+    before = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    kind = _enable_amp(cfg)
+    if kind == before:
+        print_log(f'AMP is already enabled in the config ({kind}).', logger='current',
                   level=logging.WARNING)
-        return
-    if cfg.optim_wrapper.type != 'OptimWrapper':
-        raise ValueError('--amp needs optim_wrapper.type == "OptimWrapper", '
-                         f'got {cfg.optim_wrapper.type!r}.')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        print_log(f'[npdg] --amp: optim_wrapper.type={kind}', logger='current')
 
 
 def shutdown_distributed():

@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from npdg.amp import loss_scale as _loss_scale
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.pruning.model_prep import ensure_per_head_attention
@@ -44,9 +45,17 @@ class SensitivitySparsityHook(Hook):
     learning rate ``lr_t`` of gamma's param group: the pull is exactly
     ``lr_t * s * omega`` per step under SGD and AdamW alike, and small scales
     reach exactly 0. ``mode='subgradient'`` adds ``s * omega * sign(gamma)``
-    to ``gamma.grad`` during backward (scaled by the AMP loss scale) instead,
-    the classic network-slimming form: an adaptive optimizer (AdamW)
-    normalises it away, and under SGD it competes with weight decay.
+    to ``gamma.grad`` during backward instead, the classic network-slimming
+    form: an adaptive optimizer (AdamW) normalises it away, and under SGD it
+    competes with weight decay.
+
+    Mixed precision (``AmpOptimWrapper``'s ``GradScaler``): gradients are
+    ``S`` times the true ones between backward and step, so the subgradient
+    term is added as ``S * s * omega * sign(gamma)`` (``S`` read before the
+    backward) and the update equals the unscaled one. An iteration whose
+    step the scaler skipped (inf/NaN gradients) gets no proximal shrink
+    either. Without a scaler (``CPUAmpOptimWrapper``, bfloat16) nothing
+    changes.
 
     Weight decay on the scales pulls them toward 0 too (with SGD, wd 5e-4 and
     s = 1e-4 the decay is the larger pull for |gamma| > 0.2 omega), so they
@@ -91,6 +100,9 @@ class SensitivitySparsityHook(Hook):
         self._hooked = {}
         self._active = False
         self._coef = {}
+        self._step_handle = None
+        self._watched = None
+        self._stepped = None  # under a loss scaler: whether the optimizer stepped
 
     def before_run(self, runner):
         """Convert attention and settle the end iteration.
@@ -129,6 +141,7 @@ class SensitivitySparsityHook(Hook):
         self._coef = {name: self.s * scale * w for name, w in self.omega(runner, scales).items()}
         if self.mode == 'proximal':
             self.detach()
+            self._watch_steps(runner)
             return
         if set(self._hooked) != set(scales) or any(self._hooked[n] is not p
                                                    for n, p in scales.items()):
@@ -219,7 +232,7 @@ class SensitivitySparsityHook(Hook):
             outputs (dict, optional): Unused.
         """
         if self._active and self.mode == 'proximal' and self.s > 0 and \
-                _optimizer_stepped(runner):
+                _optimizer_stepped(runner) and self._stepped is not False:
             self.shrink(runner)
         if self.log_interval and (runner.iter + 1) % self.log_interval == 0:
             self.log_sparsity(runner, f'at iter {runner.iter + 1}')
@@ -264,8 +277,36 @@ class SensitivitySparsityHook(Hook):
         Returns:
             float: Scale applied to the loss before backward.
         """
-        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
-        return float(scaler.get_scale()) if scaler is not None else 1.0
+        return _loss_scale(runner)
+
+    def _watch_steps(self, runner):
+        """Under a loss scaler, note whether this iteration's optimizer step ran.
+
+        ``GradScaler.step`` skips ``optimizer.step()`` when the gradients hold
+        inf/NaN; a post-step hook on the optimizer tells the two apart.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        optimizer = getattr(wrapper, 'optimizer', None)
+        if getattr(wrapper, 'loss_scaler', None) is None or \
+                not isinstance(optimizer, torch.optim.Optimizer):
+            self._stepped = None
+            return
+        if optimizer is not self._watched:
+            self._unwatch()
+            self._step_handle = optimizer.register_step_post_hook(self._on_step)
+            self._watched = optimizer
+        self._stepped = False
+
+    def _on_step(self, optimizer, args, kwargs):
+        self._stepped = True
+
+    def _unwatch(self):
+        if self._step_handle is not None:
+            self._step_handle.remove()
+        self._step_handle, self._watched = None, None
 
     def attach(self, scales):
         """Register gradient hooks on the current scale parameters.
@@ -306,6 +347,7 @@ class SensitivitySparsityHook(Hook):
             runner (Runner): The runner.
         """
         self.detach()
+        self._unwatch()
 
     def after_train(self, runner):
         """Log how sparse the scales became.

@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from npdg.amp import training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
@@ -21,6 +22,11 @@ CKPT_KEY = 'npdg_sensitivity'
 
 # The layers whose units the statistics observe: the one definition of unit layers.
 observed_layers = unit_layers
+
+
+def _as_float(x):
+    """Half-precision activations (autocast) as float32; others unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 @HOOKS.register_module()
@@ -42,6 +48,10 @@ class SensitivityStatisticsHook(Hook):
     are published in ``run_state(runner)`` (``statistics``, ``omega``) for
     :class:`SensitivitySparsityHook` and the pruning criteria. Memory does not grow with the
     number of batches. Sums and scores go into checkpoints (exact resume).
+    Under mixed precision the pass runs in the training step's autocast
+    (float16 / bfloat16 activations, ``observed_dtypes``); each observation
+    is promoted to float32 before normalising and reducing it, and the sums
+    are float64.
 
     Args:
         interval (int): Refresh period in iterations.
@@ -93,6 +103,7 @@ class SensitivityStatisticsHook(Hook):
         self._handles = []
         self._collecting = False
         self._gen = None
+        self.observed_dtypes = set()  # activation dtypes seen (bfloat16/float16 under --amp)
 
     # ----------------------------------------------------------- set-up
     def before_run(self, runner):
@@ -162,6 +173,8 @@ class SensitivityStatisticsHook(Hook):
             x = args[0].detach()
             if x.dim() != 4:
                 return
+            self.observed_dtypes.add(x.dtype)
+            x = _as_float(x)
             mean = module.running_mean.view(1, -1, 1, 1)
             std = (module.running_var + module.eps).sqrt().view(1, -1, 1, 1)
             feats = subsample_positions((x - mean) / std, self.num_styles, self.num_positions,
@@ -173,7 +186,8 @@ class SensitivityStatisticsHook(Hook):
         def observe(heads):
             if not self._collecting:
                 return
-            feats = subsample_head_positions(heads.detach(), self.num_styles,
+            self.observed_dtypes.add(heads.dtype)
+            feats = subsample_head_positions(_as_float(heads.detach()), self.num_styles,
                                              self.num_positions, generator=self._gen)
             self.stats.update(name, feats)
         return observe
@@ -230,7 +244,8 @@ class SensitivityStatisticsHook(Hook):
                                                   generator=self._gen)
                 model.eval()
                 self._collecting = True
-                model._forward(normalize(styled, **norm))
+                with training_autocast(runner, model):
+                    model._forward(normalize(styled, **norm))
         finally:
             self._collecting = False
             for m, mode in modes.items():
@@ -255,7 +270,18 @@ class SensitivityStatisticsHook(Hook):
             print_log(f'[npdg] sensitivity statistics refreshed at iter {runner.iter + 1}: '
                       f'{w.numel()} BN channels and attention heads observed in '
                       f'{len(self.scores)} layers (each BN layer counted on its own; pruning '
-                      f'counts coupled channels once), w mean {w.mean():.3f}', logger='current')
+                      f'counts coupled channels once), w mean {w.mean():.3f}{self._precision()}',
+                      logger='current')
+
+    def _precision(self):
+        """', from bfloat16 activations into float64 sums' when autocast was on, else ''."""
+        half = sorted(str(d).replace('torch.', '') for d in self.observed_dtypes
+                      if d in (torch.float16, torch.bfloat16))
+        if not half or not len(self.stats):
+            return ''
+        sums = {str(acc.sums()['sum'].dtype).replace('torch.', '')
+                for acc in (self.stats[n] for n in self.stats)}
+        return f', from {"/".join(half)} activations into {"/".join(sorted(sums))} sums'
 
     def on_pruned(self, runner):
         """Forget sizes that changed: sums, scores and omega start afresh.

@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.perturbation import build_perturbation, denormalize, normalize
@@ -14,6 +15,12 @@ from .run_state import run_state
 
 KNOWN_PERTURBATIONS = ('AdvStyle', 'DSP', 'DSUNoise')
 
+
+def _autocast_dtype(device_type):
+    """The autocast dtype in force on ``device_type`` (None when autocast is off)."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 @HOOKS.register_module()
@@ -31,6 +38,12 @@ class StylePerturbationHook(Hook):
     ``stylized_ratio`` of the batch for its stylised version (same cost);
     ``mode='append'`` adds the stylised copies (batch grows).
     Feature-level ``DSUNoise`` is attached to ``feature_stage`` instead.
+
+    Under mixed precision (``tools/train.py --amp``) the segmentor's forward
+    in the ascent runs under the training step's autocast (float16 on CUDA,
+    bfloat16 on the CPU; ``autocast_dtype`` records the last one), the style
+    rendering stays float32, and the loss is multiplied by the AMP loss
+    scale before its gradient is taken.
 
     An image-level perturbation is published as the run's
     ``run_state(runner).perturbation``: the statistics hook and the pruning
@@ -83,6 +96,8 @@ class StylePerturbationHook(Hook):
         self.seed = None if seed is None else int(seed)
         self.priority = priority
         self._dsu_handle = None
+        self.autocast_dtype = None  # precision of the last ascent's forward (None: float32)
+        self._amp_logged = False
 
     @property
     def image_level(self):
@@ -182,9 +197,17 @@ class StylePerturbationHook(Hook):
         rgb = denormalize(batch['inputs'], **norm).clamp(0, 255)
         gt_samples = batch['data_samples']
 
+        # The segmentor runs in the training step's precision (autocast under
+        # --amp); the loss is multiplied by the AMP loss scale so that float16
+        # input gradients do not underflow (every ascent rule is invariant to a
+        # positive scale of the gradient).
+        scale = loss_scale(runner)
+
         def seg_loss(images):
-            losses = model.loss(normalize(images, **norm), gt_samples)
-            return sum(v for k, v in losses.items() if 'loss' in k)
+            with training_autocast(runner, model):
+                self.autocast_dtype = _autocast_dtype(images.device.type)
+                losses = model.loss(normalize(images, **norm), gt_samples)
+            return sum(v for k, v in losses.items() if 'loss' in k).float() * scale
 
         if self.ascent_steps > 0:
             # one image cannot be batch-normalised: use running statistics then
@@ -192,6 +215,11 @@ class StylePerturbationHook(Hook):
                 styled = self.perturbation.perturb(
                     rgb, seg_loss, steps=self.ascent_steps, step_size=self.step_size,
                     num_styles=1, generator=generator)
+            if self.autocast_dtype is not None and not self._amp_logged:
+                self._amp_logged = True
+                print_log(f'[npdg] style ascent: segmentor forward under autocast '
+                          f'({str(self.autocast_dtype).replace("torch.", "")}), loss scale '
+                          f'{scale:g}', logger='current')
         else:
             with torch.no_grad():
                 styled = self.perturbation.sample(rgb, num_styles=1, generator=generator)

@@ -311,7 +311,9 @@ class StylePerturbation(nn.Module):
         variables** up its gradient. Gradients are taken with
         ``torch.autograd.grad`` with respect to the style variables alone, so
         nothing accumulates in the ``.grad`` of the segmentor (or of this
-        module, whose weights are not moved). ``loss_fn`` runs in grad mode
+        module, whose weights are not moved); a step whose gradient is not
+        finite (float16 overflow of a scaled loss) leaves the style where it
+        is. ``loss_fn`` runs in grad mode
         even when the caller is in ``no_grad``. Notes for the caller:
         ``loss_fn`` running the segmentor in train mode updates BN running
         statistics, and a DDP-wrapped model must not be called inside
@@ -363,6 +365,9 @@ class StylePerturbation(nn.Module):
                                    'is computed from its argument with autograd enabled.')
             grads = torch.autograd.grad(loss.reshape(()), leaves, allow_unused=True)
         grads = tuple(torch.zeros_like(v) if g is None else g for v, g in zip(leaves, grads))
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            # float16 overflow under a loss scale: no step (as GradScaler skips one)
+            grads = tuple(torch.zeros_like(v) for v in leaves)
         with torch.no_grad():
             return tuple(v.detach() for v in self.ascent_step(leaves, grads, step_size))
 
