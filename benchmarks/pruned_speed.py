@@ -67,7 +67,16 @@ def timed(model, x, device):
     return time.perf_counter() - t
 
 
-def bench(name, shape, repeats, warmup, device, importance, round_to, ratio):
+def bench(name, shape, repeats, warmup, device, importance, round_to, ratio, batch=1,
+          dtype='fp32'):
+    """One model's row: GFLOPs, params and median latency, unpruned vs pruned.
+
+    Args:
+        batch (int): Images per forward pass.
+        dtype (str): 'fp32' or 'fp16' (weights and input in half precision).
+    """
+    if dtype not in ('fp32', 'fp16'):
+        raise ValueError(f"dtype must be 'fp32' or 'fp16', got {dtype!r}")
     base = build(name).to(device)
     pruned = copy.deepcopy(base).cpu()
     pruner = UnitPruner(dict(type=importance), threshold=None, round_to=round_to,
@@ -78,7 +87,9 @@ def bench(name, shape, repeats, warmup, device, importance, round_to, ratio):
     pruned = pruned.to(device).eval()
     full = (3, *shape)
     info = {k: segmentor_complexity(m, full) for k, m in (('base', base), ('pruned', pruned))}
-    x = torch.rand(1, *full, device=device) * 255
+    x = torch.rand(batch, *full, device=device) * 255
+    if dtype == 'fp16':
+        base, pruned, x = base.half(), pruned.half(), x.half()
     for _ in range(warmup):
         timed(base, x, device)
         timed(pruned, x, device)
@@ -87,7 +98,7 @@ def bench(name, shape, repeats, warmup, device, importance, round_to, ratio):
         times['base'].append(timed(base, x, device))
         times['pruned'].append(timed(pruned, x, device))
     lat = {k: statistics.median(v) for k, v in times.items()}
-    row = dict(model=name, input=f'1x3x{shape[0]}x{shape[1]}', device=device,
+    row = dict(model=name, input=f'{batch}x3x{shape[0]}x{shape[1]}', device=device, dtype=dtype,
                threads=torch.get_num_threads(), importance=importance, round_to=round_to,
                ratio=ratio, units_removed=result.removed, units_total=total,
                gflops_base=info['base']['gflops'], gflops_pruned=info['pruned']['gflops'],

@@ -1,0 +1,40 @@
+"""benchmarks/gpu_check.py in its CPU quick mode, so that the GPU check cannot rot."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_gpu_check_quick_on_cpu(tmp_path):
+    out = tmp_path / 'gpu_check.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'benchmarks', 'gpu_check.py'), '--device', 'cpu',
+         '--quick', '--iters', '5', '--work-dir', str(tmp_path / 'work'), '--out', str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.load(open(out))
+    assert result['device'] == 'cpu' and result['quick'] and result['gpu'] is None
+    # (a) the real R50 recipe trained, pruned once at 60 % and was tested on every target
+    recipe = result['recipe']
+    assert recipe['config'] == 'configs/npdg/deeplab_gta_advstyle.py'
+    (step, ) = recipe['pruning']
+    assert step['iter'] == 3 and step['gflops_after'] < 0.8 * step['gflops_before']
+    for target in ('cityscapes', 'bdd100k', 'mapillary'):
+        assert 0 <= recipe['metrics'][f'{target}/mIoU'] <= 100
+    assert recipe['metrics']['gflops'] == step['gflops_after']  # the test saw the pruned model
+    # (b) s/iteration of both phases and of the source-only recipe
+    over = result['overhead']
+    assert over['source_only']['config'] == 'configs/baselines/deeplabv3plus_r50-d8_gta.py'
+    assert over['source_only']['iters'] == 4  # iterations 2..5 (the first one is warm-up)
+    assert over['npdg_sparse_phase']['iters'] == 2 and over['npdg_after_prune']['iters'] == 2
+    assert over['sparse_phase_over_source'] == (over['npdg_sparse_phase']['s_per_iter']
+                                                / over['source_only']['s_per_iter'])
+    # (d) no GPU memory on the CPU
+    assert over['source_only']['peak_memory_mib'] is None
+    # (c) pruned speed rows per batch size
+    rows = result['pruned_speed']
+    assert [(r['model'], r['input'], r['dtype']) for r in rows] == [
+        ('segformer_b0', '1x3x64x128', 'fp32'), ('segformer_b0', '2x3x64x128', 'fp32')]
+    assert all(r['gflops_pruned'] < r['gflops_base'] for r in rows)
