@@ -3,7 +3,8 @@
     python benchmarks/demo_profile.py [--configs baseline npdg] [--iters 100]
         [--prune-at 60] [--cprofile 25] [--out benchmarks/results/demo_profile.json]
 
-Trains each demo config (``configs/demo/``; data made if absent) for ``--iters``
+Trains each demo config (``configs/demo/``; the demo's data made if ``--data-root``
+has none) for ``--iters``
 iterations, NPDG pruning at ``--prune-at`` (its statistics, sparse training and
 prune step all happen), without validation, and times, in the same run:
 
@@ -98,7 +99,7 @@ def profile_config(name, data_root, iters, prune_at, top):
     opts = dict(max_iters=iters)
     if name == 'npdg':
         opts.update(prune_iters=[prune_at])
-    cfg = experiment.load_config(demo.CONFIGS[name], opts)
+    cfg = experiment.load_config(osp.join(ROOT, demo.CONFIGS[name]), opts)
     cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root))
     cfg.default_hooks.checkpoint.update(interval=iters)
     timer = Timer()
@@ -145,7 +146,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 < args.prune_at < args.iters:
         parser.error('--prune-at must be between 0 and --iters')
-    prepare_synthetic_domains(args.data_root, seed=0, nproc=2)
+    if not osp.isfile(osp.join(args.data_root, 'manifest.json')):
+        prepare_synthetic_domains(args.data_root, seed=0, nproc=2)  # the demo's data
     rows = []
     for name in args.configs:
         row = profile_config(name, args.data_root, args.iters, args.prune_at, args.cprofile)

@@ -1,8 +1,10 @@
-"""benchmarks/gpu_check.py in its CPU quick mode, so that the GPU check cannot rot."""
+"""Benchmark scripts that must not rot: gpu_check in its CPU quick mode, demo_profile."""
 import json
 import os.path as osp
 import subprocess
 import sys
+
+import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -38,3 +40,24 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     assert [(r['model'], r['input'], r['dtype']) for r in rows] == [
         ('segformer_b0', '1x3x64x128', 'fp32'), ('segformer_b0', '2x3x64x128', 'fp32')]
     assert all(r['gflops_pruned'] < r['gflops_base'] for r in rows)
+
+
+def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'demo_profile', osp.join(ROOT, 'benchmarks', 'demo_profile.py'))
+    demo_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_profile)
+    monkeypatch.chdir(workspace)
+    out = tmp_path / 'profile.json'
+    (row, ) = demo_profile.main(['--configs', 'npdg', '--iters', '3', '--prune-at', '2',
+                                 '--data-root', str(workspace / 'data' / 'synthetic'),
+                                 '--out', str(out)])
+    parts = row['parts']
+    assert parts['model.train_step']['calls'] == 3 and parts['data']['calls'] == 3
+    assert parts['StylePerturbationHook.before_train_iter']['calls'] == 3
+    assert parts['UnitPruningHook.after_train_iter']['seconds'] > 0
+    # the parts add up to the wall time ('other' is the remainder, never negative)
+    assert sum(p['seconds'] for p in parts.values()) == pytest.approx(row['wall_s'])
+    assert parts['other']['seconds'] >= 0
+    assert json.load(open(out))['rows'][0]['iters'] == 3
