@@ -28,26 +28,21 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 import npdg  # noqa: E402,F401
+import pruned_speed  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.model import revert_sync_batchnorm  # noqa: E402
 
 from npdg import deploy  # noqa: E402
 from npdg.analysis.complexity import segmentor_complexity  # noqa: E402
-from npdg.models import convert_mit_attention  # noqa: E402
 from npdg.pruning.pruner import UnitPruner  # noqa: E402
 from npdg.pruning.structure import load_pruned_checkpoint  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-MODELS = {
-    'demo': ('configs/bench/npdg.py', {}),
-    'deeplabv3plus_r50': ('configs/npdg/deeplab_gta.py', {}),
-    'segformer_b0': ('configs/npdg/segformer_gta.py', dict(
-        backbone=dict(embed_dims=32, num_layers=[2, 2, 2, 2]),
-        decode_head=dict(in_channels=[32, 64, 160, 256]))),
-}
+#: The benchmark's demo model, and two of pruned_speed's models.
+MODELS = dict(demo=('configs/bench/npdg.py', {}),
+              **{k: pruned_speed.MODELS[k] for k in ('deeplabv3plus_r50', 'segformer_b0')})
 #: The budgets of the NPDG configs: a ratio of the units and a FLOPs target.
 RATIO, FLOPS_TARGET = 0.3, 0.5
 #: The pass mark: onnxruntime latency ratio within 1.10x of the FLOPs ratio.
@@ -56,19 +51,7 @@ LIMIT = 1.10
 
 def build(name):
     """The unpruned model (random init, eval, per-head attention for MiT)."""
-    from mmseg.registry import MODELS as REGISTRY
-    from mmseg.utils import register_all_modules
-    register_all_modules()
-    path, override = MODELS[name]
-    cfg = Config.fromfile(osp.join(ROOT, path))
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None
-    cfg.merge_from_dict(dict(model=override))
-    torch.manual_seed(0)
-    model = revert_sync_batchnorm(REGISTRY.build(cfg.model))
-    model.init_weights()
-    convert_mit_attention(model)
-    return model.eval()
+    return pruned_speed.build(name, MODELS)
 
 
 def l1_pruned(base, flops_shape):

@@ -40,11 +40,12 @@ MODELS = {
 }
 
 
-def build(name):
+def build(name, models=None):
+    """A random-init model of ``models`` (default :data:`MODELS`), eval mode, per-head MiT."""
     from mmseg.registry import MODELS as REG
     from mmseg.utils import register_all_modules
     register_all_modules()
-    path, override = MODELS[name]
+    path, override = (models or MODELS)[name]
     cfg = Config.fromfile(osp.join(ROOT, path))
     cfg.model.pretrained = None
     cfg.model.backbone.init_cfg = None

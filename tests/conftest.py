@@ -41,6 +41,18 @@ def segformer_b0_cfg():
         train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
+class TinyNet(torch.nn.Module):
+    """conv(3 -> 4, 1x1) + BN: four unit scales, for optimizer-level tests."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.bn = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
 def build(cfg):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules

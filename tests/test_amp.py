@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 import npdg  # noqa: F401
-from conftest import deeplab_r18_cfg, runner_cfg
+from conftest import TinyNet, deeplab_r18_cfg, runner_cfg
 from npdg.amp import CPUAmpOptimWrapper, enable_amp, training_autocast
 from npdg.hooks import SensitivitySparsityHook
 from npdg.utils.checkpoint_io import load_from_local
@@ -194,20 +194,10 @@ class _Runner:
         self.model, self.iter, self.hooks, self.optim_wrapper = model, 0, [], wrapper
 
 
-class _TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-        self.bn = nn.BatchNorm2d(4)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
 def _sparse_steps(mode, wrapper_cls=OptimWrapper, s=2 ** -4, steps=6, skip=(), **wrapper_kw):
     """SGD steps with the sparsity hook; iterations in ``skip`` get an inf loss."""
     torch.manual_seed(0)
-    net = _TinyNet()
+    net = TinyNet()
     with torch.no_grad():
         net.bn.weight.copy_(torch.tensor([0.3, -0.2, 0.5, 1.0]))
     optimizer = torch.optim.SGD(net.parameters(), lr=2 ** -4, momentum=0.9)

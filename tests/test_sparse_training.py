@@ -3,11 +3,10 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.optim import OptimWrapper
 
 import npdg  # noqa: F401
-from conftest import build, deeplab_r18_cfg
+from conftest import TinyNet, build, deeplab_r18_cfg
 from npdg.analysis import segmentor_complexity
 from npdg.hooks import SensitivitySparsityHook
 from npdg.importance import Importance
@@ -21,20 +20,10 @@ class _Runner:
         self.optim_wrapper = OptimWrapper(optimizer)
 
 
-class _TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-        self.bn = nn.BatchNorm2d(4)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
 def _train(optimizer_cls, mode, steps, s=2 ** -7, lr=2 ** -4, **opt_kwargs):
     """Steps with a loss that does not depend on the BN weight's size."""
     torch.manual_seed(0)
-    net = _TinyNet()
+    net = TinyNet()
     with torch.no_grad():
         net.bn.weight.copy_(torch.tensor([2 ** -5, 0.5, -2 ** -6, 1.0]))
     bn_params = [net.bn.weight, net.bn.bias]
@@ -82,7 +71,7 @@ def test_weight_decay_on_scales_is_warned(monkeypatch):
     import npdg.hooks.sensitivity_sparsity_hook as hook_module
     logged = []
     monkeypatch.setattr(hook_module, 'print_log', lambda msg, **kw: logged.append(msg))
-    net = _TinyNet()
+    net = TinyNet()
     runner = _Runner(net, torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=5e-4))
     SensitivitySparsityHook(s=1e-4).before_train(runner)
     assert any('norm_decay_mult=0.0' in m for m in logged)
@@ -187,7 +176,7 @@ def test_zero_initialised_scales_are_warned_about(monkeypatch):
     import npdg.hooks.sensitivity_sparsity_hook as hook_module
     logged = []
     monkeypatch.setattr(hook_module, 'print_log', lambda msg, **kw: logged.append(msg))
-    net = _TinyNet()
+    net = TinyNet()
     runner = _Runner(net, torch.optim.SGD([dict(params=[net.conv.weight, net.conv.bias]),
                                            dict(params=[net.bn.weight, net.bn.bias],
                                                 weight_decay=0.0)], lr=0.1))
