@@ -21,6 +21,10 @@ def test_configs_found():
     assert {'configs/npdg/deeplab_gta.py', 'configs/npdg/segformer_gta.py'} <= names
 
 
+#: Source datasets of the DG configs and the target each one would be.
+SOURCES = {'GTA5Dataset': None, 'CityscapesDataset': 'cityscapes'}
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
 def test_config_loads_and_builds(path):
     register_all_modules()
@@ -39,7 +43,11 @@ def test_config_loads_and_builds(path):
         assert 'train' in train.data_prefix['img_path']
         assert 'train' not in str(test.get('data_prefix', 'validation/images'))
     else:
-        assert train.type == 'GTA5Dataset'
+        assert train.type in SOURCES
+        # a real source is never one of its own targets (Cityscapes -> BDD100K, Mapillary)
+        assert SOURCES[train.type] not in targets
+        if train.type == 'CityscapesDataset':
+            assert train.data_prefix['img_path'] == 'leftImg8bit/train'
     assert any(h['type'] == 'ModelComplexityHook' for h in cfg.custom_hooks)
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
     with torch.no_grad():
@@ -60,7 +68,9 @@ def test_dg_configs_evaluate_three_targets():
 
 def test_baselines_share_the_npdg_recipe():
     for base, npdg_cfg in [('deeplabv3plus_r50-d8_gta.py', 'deeplab_gta.py'),
-                           ('segformer_mit-b5_gta.py', 'segformer_gta.py')]:
+                           ('segformer_mit-b5_gta.py', 'segformer_gta.py'),
+                           ('deeplabv3plus_r50-d8_cityscapes.py', 'deeplab_cityscapes.py'),
+                           ('deeplabv3plus_r101-d8_gta.py', 'deeplab_r101_gta.py')]:
         a = load_config(osp.join(ROOT, 'configs', 'baselines', base))
         b = load_config(osp.join(ROOT, 'configs', 'npdg', npdg_cfg))
         for key in ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
@@ -84,6 +94,7 @@ def test_config_hooks_build(path):
 
 def test_npdg_configs_carry_the_method():
     for name in ('npdg/deeplab_gta.py', 'npdg/segformer_gta.py', 'npdg/deeplab_gta_advstyle.py',
+                 'npdg/deeplab_cityscapes.py', 'npdg/deeplab_r101_gta.py',
                  'demo/npdg_deeplab_r18_synthetic.py', 'demo/npdg_segformer_b0_synthetic.py'):
         cfg = load_config(osp.join(ROOT, 'configs', name))
         types = [h['type'] for h in cfg.custom_hooks]
@@ -206,7 +217,11 @@ def test_no_config_selects_on_the_targets(path):
     assert not checkpoint.get('save_best'), 'report the last iteration'
     val, test = _dataset_ids(cfg.get('val_dataloader')), _dataset_ids(cfg.test_dataloader)
     assert val and not val & test, (val, test)
-    assert all(t[0] == 'GTA5Dataset' for t in val)
+    # validation reads the training source (oracles: the recipe's GTA5 source)
+    train = cfg.train_dataloader.dataset
+    source = ('GTA5Dataset', ) if osp.basename(path).startswith('oracle_') else (
+        train['type'], train.get('data_root'))
+    assert all(t[:len(source)] == source for t in val), (val, source)
 
 
 def test_run_cache_key_follows_config_content_and_code(monkeypatch):

@@ -1,0 +1,95 @@
+"""The other source settings train and test end to end on their synthetic miniatures.
+
+Cityscapes as the source (real to real: Cityscapes -> BDD100K, Mapillary): the real recipe
+(configs/npdg/deeplab_cityscapes.py, DeepLabV3+ R50, AdvStyle instead of DSP since DSP needs
+weight files) trains a few iterations with a prune step through tools/train.py, then
+tools/test.py evaluates every other target.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from npdg.apis import experiment
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def real_source_data(tmp_path_factory):
+    """Synthetic domains with a Cityscapes *train* split (the source here)."""
+    from npdg.apis.synthetic_data import prepare_synthetic_domains
+    root = tmp_path_factory.mktemp('sources') / 'data'
+    prepare_synthetic_domains(str(root), seed=2, nproc=1, num_images=dict(
+        gta=4, cityscapes=dict(train=6, val=2), bdd100k=dict(train=0, val=2),
+        mapillary=dict(training=0, validation=2)))
+    return root
+
+
+def small_run_config(config, data_root, work_dir, iters=4, prune_at=2):
+    """``config`` on the synthetic data, 64x64 crops, small test images, AdvStyle, no
+    pretrained weights; dumped to ``work_dir/config.py``."""
+    child = osp.join(work_dir, 'child.py')
+    os.makedirs(work_dir, exist_ok=True)
+    with open(child, 'w') as f:
+        f.write(f"_base_ = [{osp.join(ROOT, config)!r}]\n"
+                "perturbation = dict(_delete_=True, type='AdvStyle')\n")
+    cfg = experiment.load_config(child, dict(
+        max_iters=iters, prune_iters=[prune_at], stats_interval=1, stats_batches=1,
+        crop_size=(64, 64), flops_input=(3, 64, 128), trace_shape=(3, 64, 64)))
+    cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root,
+                                                                      default='data'))
+    cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None
+    cfg.default_hooks.checkpoint.update(interval=iters)
+    for key in ('train_dataloader', 'test_dataloader'):
+        cfg[key].update(num_workers=0, persistent_workers=False)
+
+    def shrink(node):
+        if isinstance(node, dict):
+            if node.get('type') in ('Resize', 'RandomResize') and 'scale' in node:
+                node['scale'] = (128, 64)
+            for value in node.values():
+                shrink(value)
+        elif isinstance(node, list):
+            for value in node:
+                shrink(value)
+    shrink(cfg.train_dataloader)
+    shrink(cfg.test_dataloader)
+    cfg.model.test_cfg = dict(mode='whole')
+    path = osp.join(work_dir, 'config.py')
+    cfg.dump(path)
+    return path
+
+
+def run(args):
+    proc = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_cityscapes_source_trains_prunes_and_tests_on_the_other_targets(real_source_data,
+                                                                         tmp_path):
+    work = str(tmp_path / 'run')
+    cfg = small_run_config('configs/npdg/deeplab_cityscapes.py', str(real_source_data), work)
+    run(['tools/train.py', cfg, '--work-dir', work])
+    steps = json.load(open(osp.join(work, 'pruning', 'pruning_report.json')))['steps']
+    assert [s['iter'] for s in steps] == [2]
+    assert steps[0]['gflops_after'] < 0.8 * steps[0]['gflops_before']
+    # the source really is Cityscapes' train split of the miniature
+    from mmengine.config import Config
+    train = Config.fromfile(cfg).train_dataloader.dataset
+    assert (train.type, train.data_prefix.img_path) == ('CityscapesDataset', 'leftImg8bit/train')
+    assert train.data_root == osp.join(str(real_source_data), 'cityscapes')
+    run(['tools/test.py', cfg, osp.join(work, 'iter_4.pth'), '--work-dir', str(tmp_path / 't')])
+    metrics = {}
+    for d, _, files in os.walk(tmp_path / 't'):
+        for name in files:
+            if name.endswith('.json') and not d.endswith('vis_data'):
+                metrics.update(json.load(open(osp.join(d, name))))
+    assert {k for k in metrics if k.endswith('/mIoU')} == {'bdd100k/mIoU', 'mapillary/mIoU'}
+    assert metrics['gflops'] == pytest.approx(steps[0]['gflops_after'])
