@@ -22,7 +22,7 @@ def test_configs_found():
 
 
 #: Source datasets of the DG configs and the target each one would be.
-SOURCES = {'GTA5Dataset': None, 'CityscapesDataset': 'cityscapes'}
+SOURCES = {'GTA5Dataset': None, 'CityscapesDataset': 'cityscapes', 'SynthiaDataset': None}
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
@@ -70,7 +70,8 @@ def test_baselines_share_the_npdg_recipe():
     for base, npdg_cfg in [('deeplabv3plus_r50-d8_gta.py', 'deeplab_gta.py'),
                            ('segformer_mit-b5_gta.py', 'segformer_gta.py'),
                            ('deeplabv3plus_r50-d8_cityscapes.py', 'deeplab_cityscapes.py'),
-                           ('deeplabv3plus_r101-d8_gta.py', 'deeplab_r101_gta.py')]:
+                           ('deeplabv3plus_r101-d8_gta.py', 'deeplab_r101_gta.py'),
+                           ('deeplabv3plus_r50-d8_synthia.py', 'deeplab_synthia.py')]:
         a = load_config(osp.join(ROOT, 'configs', 'baselines', base))
         b = load_config(osp.join(ROOT, 'configs', 'npdg', npdg_cfg))
         for key in ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
@@ -95,6 +96,7 @@ def test_config_hooks_build(path):
 def test_npdg_configs_carry_the_method():
     for name in ('npdg/deeplab_gta.py', 'npdg/segformer_gta.py', 'npdg/deeplab_gta_advstyle.py',
                  'npdg/deeplab_cityscapes.py', 'npdg/deeplab_r101_gta.py',
+                 'npdg/deeplab_synthia.py',
                  'demo/npdg_deeplab_r18_synthetic.py', 'demo/npdg_segformer_b0_synthetic.py'):
         cfg = load_config(osp.join(ROOT, 'configs', name))
         types = [h['type'] for h in cfg.custom_hooks]

@@ -1,9 +1,9 @@
 """The other source settings train and test end to end on their synthetic miniatures.
 
-Cityscapes as the source (real to real: Cityscapes -> BDD100K, Mapillary): the real recipe
-(configs/npdg/deeplab_cityscapes.py, DeepLabV3+ R50, AdvStyle instead of DSP since DSP needs
-weight files) trains a few iterations with a prune step through tools/train.py, then
-tools/test.py evaluates every other target.
+SYNTHIA as the source (-> Cityscapes, BDD100K, Mapillary) and Cityscapes as the source (real
+to real: -> BDD100K, Mapillary): each real recipe (DeepLabV3+ R50, AdvStyle instead of DSP
+since DSP needs weight files) trains a few iterations with a prune step through
+tools/train.py, then tools/test.py evaluates every other target.
 """
 import json
 import os
@@ -20,12 +20,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 @pytest.fixture(scope='module')
 def real_source_data(tmp_path_factory):
-    """Synthetic domains with a Cityscapes *train* split (the source here)."""
+    """Synthetic domains with SYNTHIA and a Cityscapes *train* split (the sources here)."""
     from npdg.apis.synthetic_data import prepare_synthetic_domains
     root = tmp_path_factory.mktemp('sources') / 'data'
     prepare_synthetic_domains(str(root), seed=2, nproc=1, num_images=dict(
         gta=4, cityscapes=dict(train=6, val=2), bdd100k=dict(train=0, val=2),
-        mapillary=dict(training=0, validation=2)))
+        mapillary=dict(training=0, validation=2), synthia=8))
     return root
 
 
@@ -72,24 +72,34 @@ def run(args):
     return proc
 
 
-def test_cityscapes_source_trains_prunes_and_tests_on_the_other_targets(real_source_data,
-                                                                         tmp_path):
+SOURCES = {  # recipe: (source dataset, its folder, the targets tested)
+    'configs/npdg/deeplab_cityscapes.py': ('CityscapesDataset', 'cityscapes',
+                                           {'bdd100k', 'mapillary'}),
+    'configs/npdg/deeplab_synthia.py': ('SynthiaDataset', 'synthia',
+                                        {'cityscapes', 'bdd100k', 'mapillary'}),
+}
+
+
+@pytest.mark.parametrize('config', sorted(SOURCES))
+def test_source_trains_prunes_and_tests_on_the_other_targets(config, real_source_data,
+                                                              tmp_path):
+    source_type, folder, targets = SOURCES[config]
     work = str(tmp_path / 'run')
-    cfg = small_run_config('configs/npdg/deeplab_cityscapes.py', str(real_source_data), work)
+    cfg = small_run_config(config, str(real_source_data), work)
     run(['tools/train.py', cfg, '--work-dir', work])
     steps = json.load(open(osp.join(work, 'pruning', 'pruning_report.json')))['steps']
     assert [s['iter'] for s in steps] == [2]
     assert steps[0]['gflops_after'] < 0.8 * steps[0]['gflops_before']
-    # the source really is Cityscapes' train split of the miniature
+    # the source really is the recipe's dataset, read from the miniature
     from mmengine.config import Config
     train = Config.fromfile(cfg).train_dataloader.dataset
-    assert (train.type, train.data_prefix.img_path) == ('CityscapesDataset', 'leftImg8bit/train')
-    assert train.data_root == osp.join(str(real_source_data), 'cityscapes')
+    assert train.type == source_type
+    assert train.data_root == osp.join(str(real_source_data), folder)
     run(['tools/test.py', cfg, osp.join(work, 'iter_4.pth'), '--work-dir', str(tmp_path / 't')])
     metrics = {}
     for d, _, files in os.walk(tmp_path / 't'):
         for name in files:
             if name.endswith('.json') and not d.endswith('vis_data'):
                 metrics.update(json.load(open(osp.join(d, name))))
-    assert {k for k in metrics if k.endswith('/mIoU')} == {'bdd100k/mIoU', 'mapillary/mIoU'}
+    assert {k[:-len('/mIoU')] for k in metrics if k.endswith('/mIoU')} == targets
     assert metrics['gflops'] == pytest.approx(steps[0]['gflops_after'])

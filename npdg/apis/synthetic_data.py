@@ -1,11 +1,10 @@
 """Prepare the synthetic domains exactly as a user prepares the real ones."""
-import os
 import os.path as osp
 
 from mmengine.logging import print_log
 
 
-def write_holdout_split(gta_root, val_fraction=0.15, seed_free=True):
+def write_holdout_split(gta_root, val_fraction=0.15):
     """Write ``train.txt``/``val.txt`` frame lists for synthetic GTA5.
 
     The last ``val_fraction`` of the frames (by name) are held out so the
@@ -14,21 +13,12 @@ def write_holdout_split(gta_root, val_fraction=0.15, seed_free=True):
     Args:
         gta_root (str): GTA5 root holding ``images/``.
         val_fraction (float): Fraction of frames to hold out.
-        seed_free (bool): Unused; the split is by name, deterministic.
 
     Returns:
         tuple[int, int]: Number of train and val frames.
     """
-    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(gta_root, 'images'))
-                   if f.endswith('.png'))
-    if not names:
-        raise FileNotFoundError(f'No frames in {osp.join(gta_root, "images")}.')
-    n_val = max(1, int(round(len(names) * val_fraction)))
-    splits = dict(train=names[:-n_val], val=names[-n_val:])
-    for split, items in splits.items():
-        with open(osp.join(gta_root, f'{split}.txt'), 'w') as f:
-            f.write('\n'.join(items) + '\n')
-    return len(splits['train']), len(splits['val'])
+    from npdg.converters.common import write_holdout_lists
+    return write_holdout_lists(gta_root, 'images', val_fraction)
 
 
 def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwargs):
@@ -62,6 +52,12 @@ def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwar
         counts = manifest['domains']['mapillary']['splits']
         convert_mapillary(osp.join(root, 'mapillary'), mapping='narrow', nproc=nproc,
                           splits=[s for s in ('training', 'validation') if counts.get(s)])
+    if 'synthia' in made:
+        from npdg.converters.synthia import convert_synthia, write_holdout_lists
+        convert_synthia(osp.join(root, 'synthia'), nproc=nproc)
+        n_train, n_val = write_holdout_lists(osp.join(root, 'synthia'))
+        print_log(f'Synthetic SYNTHIA split: {n_train} train / {n_val} held-out frames.',
+                  logger='current')
     if 'gta' in made:
         convert_gta(osp.join(root, 'gta'), nproc=nproc)
         n_train, n_val = write_holdout_split(osp.join(root, 'gta'))

@@ -6,6 +6,7 @@ from .cityscapes import convert_cityscapes
 from .common import ConversionSummary, ConverterInputError
 from .gta import convert_gta, write_gta_split_lists
 from .mapillary import convert_mapillary
+from .synthia import convert_synthia
 
 __all__ = ['convert_cityscapes', 'convert_gta', 'write_gta_split_lists',
-           'convert_mapillary', 'ConversionSummary', 'ConverterInputError']
+           'convert_mapillary', 'convert_synthia', 'ConversionSummary', 'ConverterInputError']

@@ -142,6 +142,9 @@ class LabelTask:
             ``None`` skips the size check.
         detect_train_ids (bool): Report files whose values look like train
             ids already (only 0..18 and 255).
+        read (Callable, optional): ``fn(path) -> uint8 (H, W) ids`` for label
+            files that are not 8-bit id PNGs (SYNTHIA's 16-bit RGB);
+            default :func:`read_label_png`.
     """
     name: str
     src: str
@@ -151,6 +154,7 @@ class LabelTask:
     overwrite: bool = False
     image: Optional[str] = None
     detect_train_ids: bool = False
+    read: Optional[Callable] = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def convert_label_task(task: LabelTask) -> FrameResult:
                 if reason:
                     return FrameResult(task.name, SKIPPED, reason)
             return FrameResult(task.name, DONE)
-        label = read_label_png(task.src)
+        label = (task.read or read_label_png)(task.src)
         if task.image is not None:
             reason = _size_mismatch(task, (label.shape[1], label.shape[0]))
             if reason:
@@ -364,3 +368,36 @@ def summarize(title: str, results: Sequence[FrameResult],
             f'that the inputs are the raw label ids: '
             f'{_names_preview(suspicious)}')
     return summary
+
+
+def write_holdout_lists(root: str, image_dir: str, val_fraction: float = 0.15
+                        ) -> Tuple[int, int]:
+    """Write ``train.txt``/``val.txt``: the last frames (by name) held out.
+
+    For sources without an official split (SYNTHIA, the synthetic GTA5): the
+    held-out frames are source validation data, never seen in training.
+
+    Args:
+        root (str): Dataset root (the lists are written there).
+        image_dir (str): Image folder under ``root`` (``*.png`` frames).
+        val_fraction (float): Share of the frames held out, in (0, 1).
+
+    Returns:
+        tuple[int, int]: Number of train and val frames.
+
+    Raises:
+        ConverterInputError: If there are fewer than two frames.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
+    folder = require_dir(osp.join(root, image_dir), 'image folder')
+    names = sorted(osp.splitext(f)[0] for f in os.listdir(folder) if f.endswith('.png'))
+    if len(names) < 2:
+        raise ConverterInputError(f'{folder}: {len(names)} frame(s) cannot be split into '
+                                  f'train and val.')
+    n_val = min(len(names) - 1, max(1, int(round(len(names) * val_fraction))))
+    splits = dict(train=names[:-n_val], val=names[-n_val:])
+    for split, items in splits.items():
+        with open(osp.join(root, f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(items) + '\n')
+    return len(splits['train']), len(splits['val'])

@@ -48,12 +48,16 @@ def _png_stems(folder: str, exclude_suffix: str = '') -> Dict[str, str]:
     return stems
 
 
-def list_gta_frames(root: str) -> Tuple[Dict[str, Tuple[str, str]],
-                                        List[Tuple[str, str]]]:
-    """Pair GTA5 images with their label files.
+def list_gta_frames(root: str, image_dir: str = IMAGE_DIR, label_dir: str = LABEL_DIR,
+                    what: str = 'GTA5') -> Tuple[Dict[str, Tuple[str, str]],
+                                                 List[Tuple[str, str]]]:
+    """Pair GTA5 (or SYNTHIA) images with their label files.
 
     Args:
         root (str): GTA5 root holding ``images/`` and ``labels/``.
+        image_dir (str): Image folder under ``root``.
+        label_dir (str): Label folder under ``root``.
+        what (str): Dataset name for messages.
 
     Returns:
         tuple: ``pairs`` (name -> (image path, label path)) and ``unpaired``
@@ -63,13 +67,13 @@ def list_gta_frames(root: str) -> Tuple[Dict[str, Tuple[str, str]],
     Raises:
         ConverterInputError: If the root or one of its folders is missing.
     """
-    require_dir(root, 'GTA5 root')
-    layout = (f'expected {root}/{IMAGE_DIR}/*.png and '
-              f'{root}/{LABEL_DIR}/*.png')
-    images = _png_stems(require_dir(osp.join(root, IMAGE_DIR),
-                                    f'GTA5 image folder ({layout})'))
-    labels = _png_stems(require_dir(osp.join(root, LABEL_DIR),
-                                    f'GTA5 label folder ({layout})'),
+    require_dir(root, f'{what} root')
+    layout = (f'expected {root}/{image_dir}/*.png and '
+              f'{root}/{label_dir}/*.png')
+    images = _png_stems(require_dir(osp.join(root, image_dir),
+                                    f'{what} image folder ({layout})'))
+    labels = _png_stems(require_dir(osp.join(root, label_dir),
+                                    f'{what} label folder ({layout})'),
                         exclude_suffix=TRAIN_ID_SUFFIX)
     pairs = {name: (images[name], labels[name])
              for name in sorted(images.keys() & labels.keys())}
@@ -122,9 +126,23 @@ def convert_gta(root: str, nproc: int = 1,
         for name, (image, label) in pairs.items()
     ]
     results = run_tasks(convert_label_task, tasks, nproc)
-    summary = summarize(f'GTA5 {root}', results,
-                        'Cityscapes/GTA5 label ids (0..33)')
-    summary.skipped = sorted(summary.skipped + unpaired)
+    return finish_summary(root, summarize(f'GTA5 {root}', results,
+                                          'Cityscapes/GTA5 label ids (0..33)'), unpaired)
+
+
+def finish_summary(root: str, summary: ConversionSummary,
+                   unpaired: Sequence[Tuple[str, str]]) -> ConversionSummary:
+    """Add the unpaired frames to a summary and write ``<root>/skipped_frames.txt``.
+
+    Args:
+        root (str): Dataset root.
+        summary (ConversionSummary): The label conversion's summary.
+        unpaired (Sequence[tuple]): ``(name, reason)`` of frames without a pair.
+
+    Returns:
+        ConversionSummary: The same summary.
+    """
+    summary.skipped = sorted(summary.skipped + list(unpaired))
     skip_path = osp.join(root, SKIP_LIST_NAME)
     write_skip_list(skip_path, summary.skipped)
     summary.notes.append(f'Skip list written to {skip_path} '

@@ -2,7 +2,8 @@
 from .gta import GTA5Dataset
 from .mapillary import Mapillary19Dataset
 from .multi_target import MultiTargetDataset
+from .synthia import SynthiaDataset
 from .transforms import CheckSegSample, PseudoTargetStyle
 
-__all__ = ['GTA5Dataset', 'Mapillary19Dataset', 'MultiTargetDataset',
+__all__ = ['GTA5Dataset', 'Mapillary19Dataset', 'MultiTargetDataset', 'SynthiaDataset',
            'CheckSegSample', 'PseudoTargetStyle']

@@ -161,6 +161,11 @@ class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
         **kwargs: Passed to ``mmseg.datasets.BaseSegDataset``.
     """
     METAINFO = cityscapes_metainfo()
+    #: Dataset name, converter command and layout, for messages (subclasses change them).
+    NAME = 'GTA5'
+    CONVERTER = GTA_CONVERTER
+    LAYOUT = ('Expected GTA5 layout: <root>/images/00001.png and '
+              '<root>/labels/00001_labelTrainIds.png.')
 
     def __init__(self,
                  split_file: Optional[str] = None,
@@ -234,7 +239,7 @@ class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
         """
         if not osp.isfile(self.split_file):
             raise FileNotFoundError(
-                f'GTA5 split_file not found: {self.split_file!r} (a text '
+                f'{self.NAME} split_file not found: {self.split_file!r} (a text '
                 f'file of frame names such as 00001, one per line).')
         wanted = {_strip_suffix(n, self.img_suffix)
                   for n in read_name_list(self.split_file)}
@@ -266,7 +271,7 @@ class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
                 if self._frame_name(d, img_dir) not in skipped]
         if len(kept) < len(data_list):
             print_log(
-                f'GTA5: excluded {len(data_list) - len(kept)} frame(s) '
+                f'{self.NAME}: excluded {len(data_list) - len(kept)} frame(s) '
                 f'listed in {self.skip_list}.',
                 logger='current', level=logging.WARNING)
         return kept
@@ -286,12 +291,11 @@ class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
         self.skip_list = self._under_root(self._skip_list_arg, root)
         img_dir = self.data_prefix.get('img_path', '')
         ann_dir = self.data_prefix.get('seg_map_path')
-        layout = ('Expected GTA5 layout: <root>/images/00001.png and '
-                  '<root>/labels/00001_labelTrainIds.png.')
-        require_folder(img_dir, 'GTA5 image folder', layout)
-        hint = f'Run: {GTA_CONVERTER} {root}'
+        layout = self.LAYOUT
+        require_folder(img_dir, f'{self.NAME} image folder', layout)
+        hint = f'Run: {self.CONVERTER} {root}'
         if ann_dir is not None:
-            require_folder(ann_dir, 'GTA5 label folder', layout + ' ' + hint)
+            require_folder(ann_dir, f'{self.NAME} label folder', layout + ' ' + hint)
         data_list = super().load_data_list()
         detail = ''
         if self.split_file is not None:
@@ -302,5 +306,5 @@ class GTA5Dataset(NamedSampleErrors, BaseSegDataset):
             detail += f' outside the skip list {self.skip_list!r}'
         check_not_empty(data_list, img_dir, self.img_suffix, detail)
         check_labels_exist(
-            data_list, f'Convert the GTA5 labels to train ids: {hint}')
+            data_list, f'Convert the {self.NAME} labels to train ids: {hint}')
         return data_list

@@ -93,6 +93,29 @@ def cityscapes_id_to_train_id_lut() -> np.ndarray:
     return table_to_lut(cityscapes_id_to_train_id())
 
 
+# SYNTHIA (RAND-CITYSCAPES) class ids, stored in the red channel of its 16-bit
+# GT/LABELS PNGs: 0 void, 1 sky, 2 building, 3 road, 4 sidewalk, 5 fence,
+# 6 vegetation, 7 pole, 8 car, 9 traffic sign, 10 pedestrian, 11 bicycle,
+# 12 motorcycle, 13 parking-slot, 14 road-work, 15 traffic light, 16 terrain,
+# 17 rider, 18 truck, 19 bus, 20 train, 21 wall, 22 lanemarking.
+SYNTHIA_NUM_IDS = 23
+SYNTHIA_ID_TO_TRAIN_ID = {
+    3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9, 1: 10, 10: 11,
+    17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18,
+}  # void, parking-slot, road-work and lanemarking -> 255 (the usual SYNTHIA -> Cityscapes map)
+
+
+def synthia_id_to_train_id_lut() -> np.ndarray:
+    """Return the SYNTHIA class id -> Cityscapes train id LUT.
+
+    Returns:
+        np.ndarray: uint8 array of shape (256,); SYNTHIA's void (0),
+        parking-slot (13), road-work (14), lanemarking (22) and unknown ids
+        map to 255.
+    """
+    return table_to_lut(SYNTHIA_ID_TO_TRAIN_ID)
+
+
 # Mapillary Vistas v1.2 (66 classes) -> 19 Cityscapes train ids. Each entry:
 # train id -> Mapillary v1.2 ids. Every id not listed maps to 255.
 _NARROW = {

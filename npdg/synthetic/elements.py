@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 #: Names of the encodings accepted by :func:`element_lut`.
-ENCODINGS = ('cityscapes_id', 'cityscapes_train_id', 'mapillary_v1_2')
+ENCODINGS = ('cityscapes_id', 'cityscapes_train_id', 'mapillary_v1_2', 'synthia_id')
 
 
 class Element(enum.IntEnum):
@@ -184,6 +184,17 @@ def _mapillary_id_of(name):
     return classes.index(name)
 
 
+# Cityscapes label name -> SYNTHIA (RAND-CITYSCAPES) class id; every other name is
+# SYNTHIA's void (0). Lane markings are SYNTHIA's own class 22 (see element_lut).
+_SYNTHIA_IDS = {
+    'sky': 1, 'building': 2, 'road': 3, 'sidewalk': 4, 'fence': 5, 'vegetation': 6,
+    'pole': 7, 'car': 8, 'traffic sign': 9, 'person': 10, 'bicycle': 11, 'motorcycle': 12,
+    'parking': 13, 'traffic light': 15, 'terrain': 16, 'rider': 17, 'truck': 18, 'bus': 19,
+    'train': 20, 'wall': 21,
+}
+_SYNTHIA_LANE_MARKING = 22
+
+
 @lru_cache(maxsize=None)
 def element_lut(encoding):
     """Build the lookup table from :class:`Element` to a dataset label value.
@@ -205,6 +216,10 @@ def element_lut(encoding):
             lut[element] = _mapillary_id_of(map_name)
             continue
         label_id = _cityscapes_id_of(cs_name)
+        if encoding == 'synthia_id':
+            lane = element in (Element.LANE_MARKING, Element.CROSSWALK_MARKING)
+            lut[element] = _SYNTHIA_LANE_MARKING if lane else _SYNTHIA_IDS.get(cs_name, 0)
+            continue
         if encoding == 'cityscapes_id':
             lut[element] = label_id
         else:

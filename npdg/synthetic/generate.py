@@ -30,7 +30,7 @@ from .layout import add_ego_vehicle, sample_scene
 from .raster import rasterize
 from .render import render
 from .styles import get_style, sample_capture
-from .writers import (DOMAINS, FORMATS, MAPILLARY_LAYOUTS, encode_label,
+from .writers import (DEFAULT_DOMAINS, DOMAINS, FORMATS, MAPILLARY_LAYOUTS, encode_label,
                       ensure_dirs, image_size, plan_paths, write_image,
                       write_label)
 
@@ -375,7 +375,9 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
             trusted, not re-checked).
         nproc (int): Worker processes; the output does not depend on it.
         domains (Sequence[str], optional): Subset of
-            ``('gta', 'cityscapes', 'bdd100k', 'mapillary')`` (default all).
+            ``('gta', 'cityscapes', 'bdd100k', 'mapillary', 'synthia')``
+            (default: the first four, plus SYNTHIA when ``num_images`` has a
+            ``'synthia'`` count).
         verbose (bool): Print progress.
         appearance_shift (float): How far the targets' global appearance
             (colour cast, white balance, exposure, saturation, contrast,
@@ -387,8 +389,9 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
     Returns:
         dict: The manifest (also written to ``<out_root>/manifest.json``).
     """
-    if domains is None:
-        domains = DOMAINS
+    if domains is None:  # SYNTHIA only when num_images asks for some
+        wanted = isinstance(num_images, dict) and num_images.get('synthia')
+        domains = DEFAULT_DOMAINS + (('synthia', ) if wanted else ())
     elif isinstance(domains, str):
         domains = (domains,)
     _validate(seed, scale, mapillary_layout, gta_size_mismatches, nproc,

@@ -270,6 +270,15 @@ STYLES = {
 }
 
 
+# SYNTHIA: another renderer, the GTA5 scene statistics with a brighter, flatter and
+# less saturated look and no ego-vehicle hood (random viewpoints).
+STYLES['synthia'] = dataclasses.replace(
+    STYLES['gta'], name='synthia', hsv=(0.02, 0.85, 1.08), gain=(0.95, 1.25),
+    saturation=(0.8, 1.0), contrast=(0.85, 1.0), gamma=(0.85, 1.0))
+#: Source domains: their style is never shifted.
+SOURCE_STYLES = ('gta', 'synthia')
+
+
 def get_style(name, shift=1.0):
     """Return the :class:`DomainStyle` of a domain.
 
@@ -293,7 +302,7 @@ def get_style(name, shift=1.0):
                        f'{sorted(STYLES)}')
     if not shift >= 0:
         raise ValueError(f'appearance shift must be >= 0, got {shift!r}')
-    if name == 'gta' or shift == 1.0:
+    if name in SOURCE_STYLES or shift == 1.0:
         return STYLES[name]
     return _shifted_style(name, float(shift))
 

@@ -16,6 +16,9 @@ Mapillary      ``mapillary/<split>/images/<name>.jpg`` and
                ``mapillary/<split>/v1.2/labels/<name>.png`` (or
                ``<split>/labels/`` with ``layout='v1.2'``), palettised 'P'
                PNG of v1.2 class ids 0..65
+SYNTHIA        ``synthia/RGB/0000000.png`` and ``synthia/GT/LABELS/0000000.png``
+               (16-bit 3-channel PNG: red = SYNTHIA class id 0..22, green =
+               instance id, here 0); made only when asked for
 =============  ===============================================================
 """
 import dataclasses
@@ -67,8 +70,13 @@ FORMATS = {
     'mapillary': DomainFormat('mapillary', ('training', 'validation'),
                               {'training': 50, 'validation': 150},
                               'mapillary_v1_2', 'P', '.jpg', None),
+    # SYNTHIA RAND-CITYSCAPES is 1280x760; a second synthetic source, only on request
+    'synthia': DomainFormat('synthia', ('all',), {'all': 200}, 'synthia_id', 'RGB16',
+                            '.png', (192, 114)),
 }
 DOMAINS = tuple(FORMATS)
+#: What the generator makes unless told otherwise (SYNTHIA only when asked for).
+DEFAULT_DOMAINS = ('gta', 'cityscapes', 'bdd100k', 'mapillary')
 
 # Real Cityscapes cities (fine annotations) with their image counts, used as
 # weights to spread the synthetic frames over cities.
@@ -182,6 +190,9 @@ def plan_paths(domain, split, count, rng, mapillary_layout='v1.2+v2.0'):
                     f'cityscapes/gtFine/{split}/{city}/'
                     f'{stem}_gtFine_labelIds.png'))
         return paths
+    if domain == 'synthia':
+        return [(f'synthia/RGB/{i:07d}.png', f'synthia/GT/LABELS/{i:07d}.png')
+                for i in range(count)]
     if domain == 'bdd100k':
         return [(f'bdd100k/images/10k/{split}/{n}.jpg',
                  f'bdd100k/labels/sem_seg/masks/{split}/{n}.png')
@@ -230,7 +241,12 @@ def write_label(path, label, domain):
     """
     fmt = FORMATS[domain]
     label = np.ascontiguousarray(label, dtype=np.uint8)
-    if fmt.label_mode == 'P':
+    if fmt.label_mode == 'RGB16':  # SYNTHIA: class id in red, instance (0) in green
+        bgr = np.zeros(label.shape + (3, ), dtype=np.uint16)
+        bgr[..., 2] = label
+        if not cv2.imwrite(path, bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+            raise OSError(f'Could not write label {path}')
+    elif fmt.label_mode == 'P':
         h, w = label.shape
         img = Image.frombytes('P', (w, h), label.tobytes())
         img.putpalette(label_palette(fmt.encoding))
