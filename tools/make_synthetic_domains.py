@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 import npdg  # noqa: E402,F401  (compat shims before anything from mmseg)
 from npdg.synthetic import DOMAINS, FORMATS  # noqa: E402
+from npdg.synthetic.writers import DEFAULT_DOMAINS  # noqa: E402
 from npdg.synthetic import generate_synthetic_domains  # noqa: E402
 
 # CLI flag -> (domain, split)
@@ -31,6 +32,7 @@ _COUNT_FLAGS = {
     'num_bdd_val': ('bdd100k', 'val'),
     'num_mapillary_train': ('mapillary', 'training'),
     'num_mapillary_val': ('mapillary', 'validation'),
+    'num_synthia': ('synthia', 'all'),  # SYNTHIA is made only when asked for
 }
 
 
@@ -67,7 +69,7 @@ def parse_args(argv=None):
                    '(cast, white balance, exposure, saturation, contrast, '
                    'gamma); 1 = as designed (default), 2 = twice as far')
     p.add_argument('--domains', nargs='+', default=None, choices=DOMAINS,
-                   help='generate only these domains (default: all)')
+                   help='generate only these domains (default: gta, cityscapes, bdd100k, mapillary; synthia too with --num-synthia)')
     p.add_argument('--nproc', type=int, default=min(os.cpu_count() or 1, 4),
                    help='worker processes (output does not depend on it)')
     p.add_argument('--overwrite', action='store_true',
@@ -82,7 +84,9 @@ def build_counts(args):
             getattr(args, f) is None for f in _COUNT_FLAGS):
         return None
     counts = {}
-    for d in DOMAINS:
+    wanted = DEFAULT_DOMAINS + (('synthia', ) if args.num_synthia is not None or
+                                'synthia' in (args.domains or ()) else ())
+    for d in wanted:
         fmt = FORMATS[d]
         counts[d] = {s: (args.num_per_split if args.num_per_split is not None
                          else fmt.default_counts[s]) for s in fmt.splits}
