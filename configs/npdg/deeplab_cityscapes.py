@@ -13,20 +13,11 @@
 # configs/baselines/deeplabv3plus_r50-d8_cityscapes.py is the equal-compute source-only control.
 _base_ = ['./deeplab_gta.py']
 
-cityscapes_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=19),
-    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size='${crop_size}', cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
+source_scale = (2048, 1024)  # the GTA5 recipe's augmentation at Cityscapes' size
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='CityscapesDataset', data_root={{_base_.cityscapes_root}},
                  data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-                 pipeline=cityscapes_train_pipeline))
+                 pipeline={{_base_.gta_train_pipeline}}))
 val_dataloader = dict(
     dataset=dict(_delete_=True, type='MultiTargetDataset',
                  datasets=dict(cityscapes={{_base_.cityscapes_val}})))

@@ -6,13 +6,14 @@
 # unseen targets (they are only in test_dataloader). Report the last iteration.
 gta_root = 'data/gta'
 crop_size = (512, 512)
+source_scale = (1280, 720)      # frames rescaled to this (x0.5-2.0 in training): GTA5 at 1280x720
 gta_train_split = 'train.txt'   # official split (RobustNet family); None: every frame
 gta_val_split = 'val.txt'       # held-out source frames for validation
 gta_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='CheckSegSample', num_classes=19),  # size match + train-id range
-    dict(type='RandomResize', scale=(1280, 720), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomResize', scale='${source_scale}', ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size='${crop_size}', cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
@@ -20,7 +21,7 @@ gta_train_pipeline = [
 ]
 gta_val_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1280, 720), keep_ratio=True),
+    dict(type='Resize', scale='${source_scale}', keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='CheckSegSample', num_classes=19),
     dict(type='PackSegInputs'),
