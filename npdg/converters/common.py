@@ -401,3 +401,23 @@ def write_holdout_lists(root: str, image_dir: str, val_fraction: float = 0.15
         with open(osp.join(root, f'{split}.txt'), 'w') as f:
             f.write('\n'.join(items) + '\n')
     return len(splits['train']), len(splits['val'])
+
+
+def run_converter(convert: Callable[[], 'ConversionSummary']) -> int:
+    """Run a converter for a command-line tool: print its summary, or the error.
+
+    Args:
+        convert (Callable): ``fn() -> ConversionSummary``.
+
+    Returns:
+        int: Exit status: 0, or 2 after a :class:`ConverterInputError` (printed
+        to stderr as ``error: ...``).
+    """
+    import sys
+    try:
+        summary = convert()
+    except ConverterInputError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    print(summary.format())
+    return 0

@@ -10,7 +10,7 @@ import sys
 
 import npdg  # noqa: F401  (compat shims before mmseg/mmengine)
 from npdg.converters.cityscapes import convert_cityscapes
-from npdg.converters.common import ConverterInputError
+from npdg.converters.common import run_converter
 
 
 def parse_args(argv=None):
@@ -45,16 +45,9 @@ def main(argv=None):
         int: Exit status.
     """
     args = parse_args(argv)
-    try:
-        summary = convert_cityscapes(args.root, splits=args.splits,
-                                     nproc=args.nproc,
-                                     overwrite=args.overwrite)
-    except ConverterInputError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(summary.format())
-    return 0
-
+    return run_converter(lambda: convert_cityscapes(args.root, splits=args.splits,
+                                                    nproc=args.nproc,
+                                                    overwrite=args.overwrite))
 
 if __name__ == '__main__':
     sys.exit(main())

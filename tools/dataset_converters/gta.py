@@ -13,7 +13,7 @@ import argparse
 import sys
 
 import npdg  # noqa: F401  (compat shims before mmseg/mmengine)
-from npdg.converters.common import ConverterInputError
+from npdg.converters.common import run_converter
 from npdg.converters.gta import convert_gta, write_gta_split_lists
 
 
@@ -49,19 +49,15 @@ def main(argv=None):
         int: Exit status.
     """
     args = parse_args(argv)
-    try:
+
+    def convert():
         if args.split_mat:
             counts = write_gta_split_lists(args.root, args.split_mat)
             print('Split lists: ' + ', '.join(
                 f'{split}.txt ({n})' for split, n in counts.items()))
-        summary = convert_gta(args.root, nproc=args.nproc,
-                              overwrite=args.overwrite)
-    except ConverterInputError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(summary.format())
-    return 0
+        return convert_gta(args.root, nproc=args.nproc, overwrite=args.overwrite)
 
+    return run_converter(convert)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 import npdg  # noqa: F401  (compat shims before mmseg/mmengine)
-from npdg.converters.common import ConverterInputError
+from npdg.converters.common import run_converter
 from npdg.converters.synthia import convert_synthia, write_holdout_lists
 
 
@@ -25,23 +25,24 @@ def parse_args(argv=None):
                         help='redo frames whose output exists')
     parser.add_argument('--val-fraction', type=float, default=None,
                         help='also write train.txt/val.txt holding out this share of frames')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        parser.error(f'--val-fraction must be in (0, 1), got {args.val_fraction}')
+    return args
 
 
 def main(argv=None):
     """Run the conversion and print its summary; returns the exit status."""
     args = parse_args(argv)
-    try:
+
+    def convert():
         summary = convert_synthia(args.root, nproc=args.nproc, overwrite=args.overwrite)
         if args.val_fraction is not None:
             n_train, n_val = write_holdout_lists(args.root, args.val_fraction)
             summary.notes.append(f'Split lists: train.txt ({n_train}), val.txt ({n_val}).')
-    except (ConverterInputError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(summary.format())
-    return 0
+        return summary
 
+    return run_converter(convert)
 
 if __name__ == '__main__':
     sys.exit(main())
