@@ -64,53 +64,12 @@ def prepare_data(root, quick):
     return root
 
 
-def small_images(node, kind, scale):
-    """Set ``scale`` of every ``kind`` transform in a pipeline (quick mode), in place."""
-    if isinstance(node, dict):
-        if node.get('type') == kind and 'scale' in node:
-            node['scale'] = scale
-        for value in node.values():
-            small_images(value, kind, scale)
-    elif isinstance(node, list):
-        for value in node:
-            small_images(value, kind, scale)
-
-
-def run_config(config, data_root, work_dir, iters, device, quick, prune=True):
-    """A self-contained config file for one run of the check.
-
-    The real config, with its data under ``data/`` pointed at the synthetic
-    domains, no pretrained weights, no validation, one checkpoint at the end
-    and (NPDG) the prune step at 60 % of the iterations.
-    """
+def run_config(config, data_root, work_dir, iters, quick, prune=True):
+    """The real recipe for ``iters`` iterations on the synthetic domains, prune at 60 %."""
     from npdg.apis import experiment
-    opts = dict(max_iters=iters)
-    if prune:
-        step = max(2, int(0.6 * iters))
-        opts.update(prune_iters=[step], stats_interval=max(1, step // 3),
-                    stats_batches=1)
-    if quick:
-        opts.update(crop_size=(64, 64), flops_input=(3, 64, 128), trace_shape=(3, 64, 64))
-    cfg = experiment.load_config(config, opts)
-    cfg = experiment.retarget_data_root(cfg, data_root, default='data')
-    cfg = experiment.without_validation(cfg)
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None
-    cfg.default_hooks.checkpoint.update(interval=iters, max_keep_ckpts=1)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    workers = 0 if quick else 4
-    for key in ('train_dataloader', 'test_dataloader'):
-        cfg[key].update(num_workers=workers, persistent_workers=workers > 0)
-    if quick:
-        small_images(cfg.test_dataloader, 'Resize', (128, 64))
-        small_images(cfg.train_dataloader, 'RandomResize', (128, 72))
-        cfg.model.test_cfg = dict(mode='whole')
-    if device == 'cpu':
-        cfg.env_cfg = dict(cfg.get('env_cfg', {}), dist_cfg=dict(backend='gloo'))
-    os.makedirs(work_dir, exist_ok=True)
-    path = osp.join(work_dir, 'config.py')
-    cfg.dump(path)
-    return path
+    return experiment.recipe_run_config(
+        config, data_root, work_dir, iters, prune_at=max(2, int(0.6 * iters)) if prune else None,
+        small=quick)
 
 
 def run_tool(args, env=None, timeout=3600):
@@ -146,9 +105,9 @@ def iteration_stats(rows, begin, end):
                 peak_memory_mib=max(mem) if mem else None)
 
 
-def train_and_test(work, data_root, iters, device, quick):
+def train_and_test(work, data_root, iters, quick):
     """(a) and the NPDG half of (b) and (d)."""
-    cfg = run_config(NPDG_CONFIG, data_root, osp.join(work, 'npdg'), iters, device, quick)
+    cfg = run_config(NPDG_CONFIG, data_root, osp.join(work, 'npdg'), iters, quick)
     log(f'(a) tools/train.py {NPDG_CONFIG}: {iters} iterations')
     start = time.time()
     run_tool(['tools/train.py', cfg, '--work-dir', osp.join(work, 'npdg')])
@@ -176,9 +135,9 @@ def train_and_test(work, data_root, iters, device, quick):
                 after_prune=iteration_stats(rows, step, iters))
 
 
-def source_only(work, data_root, iters, device, quick):
+def source_only(work, data_root, iters, quick):
     """The unpruned source-only half of (b) and (d)."""
-    cfg = run_config(SOURCE_CONFIG, data_root, osp.join(work, 'source'), iters, device, quick,
+    cfg = run_config(SOURCE_CONFIG, data_root, osp.join(work, 'source'), iters, quick,
                      prune=False)
     log(f'(b) tools/train.py {SOURCE_CONFIG}: {iters} iterations')
     run_tool(['tools/train.py', cfg, '--work-dir', osp.join(work, 'source')])
@@ -240,9 +199,9 @@ def main(argv=None):
         data_root = osp.join(work, 'data', 'synthetic')
         log(f'synthetic domains -> {data_root}')
         prepare_data(data_root, args.quick)
-        result['recipe'] = train_and_test(work, data_root, iters, args.device, args.quick)
+        result['recipe'] = train_and_test(work, data_root, iters, args.quick)
         if 'overhead' in args.parts:
-            base = source_only(work, data_root, iters, args.device, args.quick)
+            base = source_only(work, data_root, iters, args.quick)
             npdg_run = result['recipe']
             result['overhead'] = dict(
                 source_only=base, npdg_sparse_phase=npdg_run['sparse_phase'],

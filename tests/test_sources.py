@@ -30,39 +30,13 @@ def real_source_data(tmp_path_factory):
 
 
 def small_run_config(config, data_root, work_dir, iters=4, prune_at=2):
-    """``config`` on the synthetic data, 64x64 crops, small test images, AdvStyle, no
-    pretrained weights; dumped to ``work_dir/config.py``."""
+    """``config`` with AdvStyle (DSP needs weight files), as a small run on the miniature."""
     child = osp.join(work_dir, 'child.py')
     os.makedirs(work_dir, exist_ok=True)
     with open(child, 'w') as f:
         f.write(f"_base_ = [{osp.join(ROOT, config)!r}]\n"
                 "perturbation = dict(_delete_=True, type='AdvStyle')\n")
-    cfg = experiment.load_config(child, dict(
-        max_iters=iters, prune_iters=[prune_at], stats_interval=1, stats_batches=1,
-        crop_size=(64, 64), flops_input=(3, 64, 128), trace_shape=(3, 64, 64)))
-    cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root,
-                                                                      default='data'))
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None
-    cfg.default_hooks.checkpoint.update(interval=iters)
-    for key in ('train_dataloader', 'test_dataloader'):
-        cfg[key].update(num_workers=0, persistent_workers=False)
-
-    def shrink(node):
-        if isinstance(node, dict):
-            if node.get('type') in ('Resize', 'RandomResize') and 'scale' in node:
-                node['scale'] = (128, 64)
-            for value in node.values():
-                shrink(value)
-        elif isinstance(node, list):
-            for value in node:
-                shrink(value)
-    shrink(cfg.train_dataloader)
-    shrink(cfg.test_dataloader)
-    cfg.model.test_cfg = dict(mode='whole')
-    path = osp.join(work_dir, 'config.py')
-    cfg.dump(path)
-    return path
+    return experiment.recipe_run_config(child, data_root, work_dir, iters, prune_at, small=True)
 
 
 def run(args):

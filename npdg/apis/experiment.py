@@ -3,6 +3,7 @@ import copy
 import glob
 import hashlib
 import json
+import os
 import os.path as osp
 
 import torch
@@ -170,3 +171,61 @@ def run_key(cfg):
     content = {k: v for k, v in cfg.to_dict().items() if k not in ('work_dir', 'launcher')}
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256((text + code_version()).encode()).hexdigest()[:16]
+
+
+def _set_scales(node, kinds, scale):
+    """Set ``scale`` of every transform of a type in ``kinds``, in place."""
+    if isinstance(node, dict):
+        if node.get('type') in kinds and 'scale' in node:
+            node['scale'] = scale
+        for value in node.values():
+            _set_scales(value, kinds, scale)
+    elif isinstance(node, list):
+        for value in node:
+            _set_scales(value, kinds, scale)
+
+
+def recipe_run_config(config, data_root, work_dir, iters, prune_at=None, small=False):
+    """Dump a short run of a real recipe on the synthetic domains; return its path.
+
+    For checks of the real recipes (``benchmarks/gpu_check.py``, the source
+    tests): the config with its ``data/...`` paths pointed at ``data_root``,
+    no pretrained weights, no validation, one checkpoint at the end, a log
+    line per iteration and, with ``prune_at``, the prune step there (statistics
+    refreshed three times before it).
+
+    Args:
+        config (str): Config file.
+        data_root (str): Root of the synthetic domains (replaces ``data``).
+        work_dir (str): Folder of the dumped ``config.py`` (created).
+        iters (int): Iterations.
+        prune_at (int, optional): The one prune step's iteration.
+        small (bool): 64x64 crops, frames rescaled to about 128x64, whole-image
+            inference, no dataloader workers (a CPU smoke run).
+
+    Returns:
+        str: Path of the dumped config.
+    """
+    opts = dict(max_iters=iters)
+    if prune_at is not None:
+        opts.update(prune_iters=[prune_at], stats_interval=max(1, prune_at // 3),
+                    stats_batches=1)
+    if small:
+        opts.update(crop_size=(64, 64), flops_input=(3, 64, 128), trace_shape=(3, 64, 64))
+    cfg = without_validation(retarget_data_root(load_config(config, opts), data_root,
+                                                default='data'))
+    cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None
+    cfg.default_hooks.checkpoint.update(interval=iters, max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    workers = 0 if small else 4
+    for key in ('train_dataloader', 'test_dataloader'):
+        cfg[key].update(num_workers=workers, persistent_workers=workers > 0)
+    if small:
+        _set_scales([cfg.train_dataloader, cfg.test_dataloader], ('Resize', 'RandomResize'),
+                    (128, 64))
+        cfg.model.test_cfg = dict(mode='whole')
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, 'config.py')
+    cfg.dump(path)
+    return path

@@ -242,13 +242,11 @@ def parity_input(cfg, model: nn.Module, image: Optional[str] = None,
                 f'test_dataloader.dataset could not give one ({exc}); pass '
                 '--image PATH.') from exc
         packed = dict(inputs=[sample['inputs']])
-    img = packed['inputs'][0].float()
-    pre = model.data_preprocessor
-    if getattr(pre, 'channel_conversion', False) and img.shape[0] == 3:
-        img = img[[2, 1, 0]]
-    if getattr(pre, 'mean', None) is not None:
-        img = (img - pre.mean.cpu()) / pre.std.cpu()
-    inputs = img[None]
+    from mmseg.structures import SegDataSample
+    with torch.no_grad():  # the model's own data preprocessor (channel order, mean, std)
+        inputs = model.data_preprocessor(
+            dict(inputs=packed['inputs'], data_samples=[SegDataSample()]), False)['inputs']
+    inputs = inputs.float()
     if shape is not None and tuple(inputs.shape[2:]) != tuple(shape):
         inputs = F.interpolate(inputs, size=tuple(int(v) for v in shape),
                                mode='bilinear', align_corners=False)
