@@ -61,3 +61,20 @@ def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):
     assert sum(p['seconds'] for p in parts.values()) == pytest.approx(row['wall_s'])
     assert parts['other']['seconds'] >= 0
     assert json.load(open(out))['rows'][0]['iters'] == 3
+
+
+def test_adasap_cost_measures_every_variant(workspace, tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'adasap_cost', osp.join(ROOT, 'benchmarks', 'adasap_cost.py'))
+    adasap_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adasap_cost)
+    monkeypatch.chdir(workspace)
+    out = tmp_path / 'cost.json'
+    result = adasap_cost.main(['--iters', '3', '--rounds', '1', '--skip', '1',
+                               '--data-root', str(workspace / 'data' / 'synthetic'),
+                               '--out', str(out)])
+    assert set(result['median_s']) == set(adasap_cost.VARIANTS)
+    # the extra forward/backward is never free
+    assert result['ratios']['adasap / sgd'] > 1.0
+    assert json.load(open(out))['ratios'] == result['ratios']

@@ -17,7 +17,8 @@ IMPORTANCE_OF = dict(random='RandomImportance', l1='L1Importance', l2='L2Importa
                      slimming='BNScaleImportance', taylor='TaylorImportance',
                      hessian='HessianImportance', dss='DSSImportance',
                      risk_variance='DomainRiskVarianceImportance', npdg='BNScaleImportance',
-                     npdg_by_w='SensitivityImportance')
+                     npdg_by_w='SensitivityImportance', adasap_l1='L1Importance',
+                     adasap_npdg='BNScaleImportance')
 
 
 def test_plan_runs_controls_once_per_seed_and_every_criterion_at_every_budget():
@@ -52,8 +53,13 @@ def test_every_arm_prunes_with_its_criterion_at_the_budget(arm, budget):
         assert cfg[key] == ref[key], key
     assert max(prune['prune_iters']) == 200
     # only NPDG and slimming train sparse; only NPDG and NPDG-by-w collect statistics
-    assert ('SensitivitySparsityHook' in hooks) == (arm in ('npdg', 'slimming'))
-    assert ('SensitivityStatisticsHook' in hooks) == (arm in ('npdg', 'npdg_by_w'))
+    assert ('SensitivitySparsityHook' in hooks) == (arm in ('npdg', 'slimming', 'adasap_npdg'))
+    assert ('SensitivityStatisticsHook' in hooks) == (arm in ('npdg', 'npdg_by_w',
+                                                             'adasap_npdg'))
+    # only the AdaSAP arms take sharpness-aware steps, with the pruning criterion's radii
+    assert ('AdaSAPHook' in hooks) == arm.startswith('adasap_')
+    if arm.startswith('adasap_'):
+        assert hooks['AdaSAPHook']['importance'] == prune['importance']
 
 
 def _row(arm, budget, seed, value):

@@ -156,6 +156,12 @@ def _expected_hooks(npdg_hooks, arm):
         out = keep('ModelComplexityHook', 'StylePerturbationHook', 'SensitivitySparsityHook',
                    'UnitPruningHook', 'PrunedCheckpointHook')
         out['SensitivitySparsityHook']['reweight'] = False
+    elif base.startswith('adasap_'):  # the criterion's arm + AdaSAP's step, same importance
+        out = _expected_hooks(npdg_hooks, base[len('adasap_'):])
+        out['AdaSAPHook'] = dict(type='AdaSAPHook',
+                                 importance=out['UnitPruningHook']['importance'],
+                                 rho_min=0.01, rho_max=2.0, rho=1.0, score_interval=10,
+                                 trace_shape=out['UnitPruningHook']['trace_shape'])
     elif base in CRITERION_ARMS:
         hooks = ['ModelComplexityHook', 'StylePerturbationHook', 'UnitPruningHook',
                  'PrunedCheckpointHook']
@@ -197,7 +203,7 @@ def test_every_recipe_has_the_full_set_of_controls():
         assert {'perturb_only', 'slimming', 'l1', 'l2', 'npdg_flops50', 'slimming_flops50',
                 'l1_flops50', 'l2_flops50'} <= arms
         # every further arm is a criterion arm the claims test knows
-        assert {a.replace('_flops50', '') for a in arms} <= {
+        assert {a.replace('_flops50', '').replace('adasap_', '') for a in arms} <= {
             'perturb_only', 'slimming', 'npdg', *CRITERION_ARMS}
 
 

@@ -10,7 +10,10 @@ of README "Does pruning help domain generalization?"): the unpruned controls
 ``source_only`` and ``perturb_only`` (same style perturbation as every pruned
 arm), and the criteria ``random``, ``l1``, ``l2``, ``slimming`` (BN scale with
 uniform sparse training), ``taylor``, ``hessian``, ``dss``, ``risk_variance``,
-``npdg`` and ``npdg_by_w``, each at two budgets: ``r30`` (30 % of the units)
+``npdg`` and ``npdg_by_w``, and AdaSAP's sharpness-aware training with L1 and
+with NPDG pruning (``adasap_l1``, ``adasap_npdg``: the same arms with the
+sharpness-aware step; one extra forward/backward per iteration), each at two
+budgets: ``r30`` (30 % of the units)
 and ``flops50`` (half the inference FLOPs). Every pruned arm trains the same
 600 iterations from the same warm start with the same perturbation and prunes
 at iteration 200 (DSS: three geometric steps ending at 200).
@@ -60,6 +63,8 @@ CRITERION_ARMS = dict(
     risk_variance=CONTROLS + 'risk_variance.py',
     npdg=BENCH + 'npdg.py',
     npdg_by_w=CONTROLS + 'npdg_by_w.py',
+    adasap_l1=CONTROLS + 'adasap_l1.py',
+    adasap_npdg=CONTROLS + 'adasap_npdg.py',
 )
 BUDGETS = dict(r30=dict(prune_ratio=0.3, target_flops_ratio=None),
                flops50=dict(prune_ratio=None, target_flops_ratio=0.5))

@@ -1,4 +1,5 @@
 """Runner hooks (registered in mmseg)."""
+from .adasap_hook import AdaSAPHook
 from .complexity_hook import ModelComplexityHook
 from .pruned_checkpoint_hook import PrunedCheckpointHook
 from .rng_state_hook import RNGStateHook
@@ -7,6 +8,6 @@ from .sensitivity_statistics_hook import SensitivityStatisticsHook
 from .style_perturbation_hook import StylePerturbationHook
 from .unit_pruning_hook import UnitPruningHook
 
-__all__ = ['ModelComplexityHook', 'PrunedCheckpointHook', 'RNGStateHook',
+__all__ = ['AdaSAPHook', 'ModelComplexityHook', 'PrunedCheckpointHook', 'RNGStateHook',
            'SensitivitySparsityHook', 'SensitivityStatisticsHook', 'StylePerturbationHook',
            'UnitPruningHook']

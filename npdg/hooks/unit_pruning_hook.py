@@ -12,10 +12,11 @@ from mmseg.registry import HOOKS
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.analysis.complexity import segmentor_complexity
-from npdg.importance import ScoringBatches, ScoringContext, build_importance
+from npdg.importance import build_importance
 from npdg.pruning import report
 from npdg.pruning.selection import SCHEDULES, cumulative_fraction
 from .run_state import run_state
+from .scoring import check_scoring, runner_scoring_context
 from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.optimizer_sync import rebuild_after_prune
@@ -125,12 +126,7 @@ class UnitPruningHook(Hook):
         if schedule not in SCHEDULES:
             raise ValueError(f'UnitPruningHook: schedule must be one of {SCHEDULES}, '
                              f'got {schedule!r}.')
-        scoring = dict(scoring or {})
-        unknown = sorted(set(scoring) - {'num_batches', 'batch_size', 'target_dataset'})
-        if unknown:
-            raise ValueError(f'UnitPruningHook: unknown scoring keys {unknown}; use num_batches, '
-                             'batch_size, target_dataset.')
-        self.scoring = dict(dict(num_batches=4, batch_size=None, target_dataset=None), **scoring)
+        self.scoring = check_scoring(scoring, 'UnitPruningHook')
         self.schedule = schedule
         self.prune_iters = iters
         self.ratio = None if ratio is None else float(ratio)
@@ -208,22 +204,7 @@ class UnitPruningHook(Hook):
         Returns:
             ScoringContext: The context.
         """
-        state = run_state(runner)
-        seed = int(getattr(runner, 'seed', 0) or 0) * 1000003 + done
-        loop = getattr(runner, '_train_loop', None)
-        loader = getattr(loop, 'dataloader', None)
-        batches = target = None
-        if loader is not None and hasattr(loader, 'dataset'):
-            size = self.scoring['batch_size'] or loader.batch_size or 1
-            batches = ScoringBatches(loader.dataset, loader.collate_fn, size,
-                                     self.scoring['num_batches'], seed)
-            if self.scoring['target_dataset'] is not None:
-                from mmseg.registry import DATASETS
-                dataset = DATASETS.build(self.scoring['target_dataset'])
-                target = ScoringBatches(dataset, loader.collate_fn, size,
-                                        self.scoring['num_batches'], seed)
-        return ScoringContext(model, batches=batches, perturbation=state.perturbation,
-                              statistics=state.statistics, target_batches=target, seed=seed)
+        return runner_scoring_context(runner, model, done, **self.scoring)
 
     def _extra_scores(self, runner):
         scores = run_state(runner).statistics

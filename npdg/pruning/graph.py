@@ -86,7 +86,9 @@ def build_dependency_graph(segmentor, input_shape=(3, 64, 64)):
     """
     tracer = SegmentorTracer(segmentor)
     device = next(segmentor.parameters()).device
-    example = torch.randn(1, *input_shape, device=device)
+    # a private generator: tracing must not move the run's random state (a
+    # resumed run traces again at another point of it)
+    example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
     was_training = {m: m.training for m in segmentor.modules()}
     segmentor.eval()
     try:

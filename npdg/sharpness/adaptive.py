@@ -1,0 +1,159 @@
+"""The AdaSAP perturbation: a per-unit radius from importance, ASAM's scaling per unit.
+
+AdaSAP (Bair et al., ICLR 2024) is sharpness-aware training in which each
+prunable unit gets its own radius, smaller for more important units:
+
+    rho_i = rho_max - (rho_max - rho_min) * s_hat_i
+
+with ``s_hat`` the unit's importance min-max normalised within its layer to
+[0, 1]. The weights of unit ``i`` move by ASAM's (adaptive SAM) step with
+that radius, normalised over the unit's own entries:
+
+    eps_i = rho_i * T_i^2 g_i / ||T_i g_i||,    T_i = |w_i| + eta
+
+(``g`` the gradient at ``w``, ``eta`` = 0.01), so that ``||eps_i / T_i||`` is
+``rho_i``: every unit moves by its radius relative to its own weights.
+
+A unit owns the entries that go when it is removed
+(:func:`npdg.importance.unit_params.unit_slices`); an entry two units claim
+(an attention projection's columns belong to a head, its rows to a width
+group) belongs to the first. Entries no unit owns (classifier, input-side
+columns) form one extra group with its own radius (``free_radius``).
+"""
+import torch
+
+from npdg.importance.unit_params import unit_slices
+
+
+def normalised_scores(scores):
+    """Min-max normalise one layer's importance to [0, 1].
+
+    Args:
+        scores (Tensor): One layer's per-unit scores.
+
+    Returns:
+        Tensor: float64 in [0, 1]; 0.5 everywhere when all scores are equal
+        (no unit is more important than another).
+    """
+    scores = torch.as_tensor(scores, dtype=torch.float64)
+    low, high = scores.min(), scores.max()
+    if float(high - low) <= 0:
+        return torch.full_like(scores, 0.5)
+    return (scores - low) / (high - low)
+
+
+def unit_radii(scores, rho_min, rho_max):
+    """Per-unit radii of every layer: ``rho_max - (rho_max - rho_min) * s_hat``.
+
+    Args:
+        scores (list[Tensor]): Per layer, the units' importance.
+        rho_min (float): Radius of the most important unit of a layer.
+        rho_max (float): Radius of the least important one.
+
+    Returns:
+        list[Tensor]: float64 radii, one vector per layer.
+    """
+    return [rho_max - (rho_max - rho_min) * normalised_scores(s) for s in scores]
+
+
+class UnitIndex:
+    """Which unit owns each parameter entry (built once per structure).
+
+    Args:
+        model (nn.Module): The bare segmentor.
+        units (list): Its units (:func:`npdg.pruning.units.collect_units`).
+
+    Attributes:
+        owner (dict[str, Tensor]): Per parameter with owned entries, an int32
+            tensor of its shape: the global unit number of each entry, -1 for
+            entries no unit owns. Parameters absent here are owned by no unit.
+        num_units (int): Units over all layers (global numbering follows
+            ``units`` order, then each layer's unit index).
+    """
+
+    def __init__(self, model, units):
+        params = dict(model.named_parameters())
+        self.owner = {}
+        self.offsets = []
+        offset = 0
+        for u in units:
+            self.offsets.append(offset)
+            for pname, dim, idxs, owner in unit_slices(u):
+                p = params.get(pname)
+                if p is None:
+                    raise KeyError(f'UnitIndex: unit parameter {pname!r} is not a parameter of '
+                                   'the model (units built for another structure?).')
+                table = self.owner.get(pname)
+                if table is None:
+                    table = self.owner[pname] = torch.full(p.shape, -1, dtype=torch.int32,
+                                                           device=p.device)
+                ids = (owner.to(torch.int32) + offset).to(p.device)
+                shape = [1] * p.dim()
+                shape[dim] = -1
+                view = table.index_select(dim, idxs.to(p.device))
+                fill = ids.view(shape).expand_as(view)
+                table.index_copy_(dim, idxs.to(p.device), torch.where(view < 0, fill, view))
+            offset += u.num_units
+        self.num_units = offset
+
+    def radius_vector(self, radii, device):
+        """Concatenate per-layer radii into the global unit numbering."""
+        if not radii:
+            return torch.zeros(0, dtype=torch.float32, device=device)
+        return torch.cat([torch.as_tensor(r, dtype=torch.float32) for r in radii]).to(device)
+
+
+def adaptive_perturbation(named_params, grads, index, radii, free_radius, eta=0.01,
+                          normalization='unit'):
+    """The AdaSAP weight perturbation of every parameter.
+
+    Args:
+        named_params (dict[str, Tensor]): Parameters by name (the weights ``w``).
+        grads (dict[str, Tensor | None]): Their gradients at ``w`` (None or
+            missing: not perturbed).
+        index (UnitIndex): Entry -> unit table of the model's structure.
+        radii (list[Tensor] | float): Per layer, the units' radii; a float
+            gives every unit that radius (the uniform phase).
+        free_radius (float): Radius of the entries no unit owns (one group).
+        eta (float): ASAM's offset in ``T = |w| + eta``.
+        normalization (str): ``'unit'`` (each unit's step normalised by its own
+            ``||T_i g_i||``, the spec's rule) or ``'global'`` (one norm over
+            every entry, per-entry radius; ASAM with per-unit radii).
+
+    Returns:
+        dict[str, Tensor]: ``eps`` per perturbed parameter (same shape).
+    """
+    if normalization not in ('unit', 'global'):
+        raise ValueError(f"normalization must be 'unit' or 'global', got {normalization!r}.")
+    names = [n for n in named_params if grads.get(n) is not None]
+    if not names:
+        return {}
+    device = named_params[names[0]].device
+    if isinstance(radii, (int, float)):
+        rho = torch.full((index.num_units,), float(radii), dtype=torch.float32, device=device)
+    else:
+        rho = index.radius_vector(radii, device)
+    free = index.num_units  # the group of entries no unit owns
+    rho = torch.cat([rho, torch.tensor([float(free_radius)], device=device)])
+    sq = torch.zeros(index.num_units + 1, dtype=torch.float64, device=device)
+    scaled, ids = {}, {}
+    for n in names:
+        w, g = named_params[n].detach(), grads[n].detach().to(named_params[n].dtype)
+        t = w.abs() + eta
+        scaled[n] = (t, g)
+        table = index.owner.get(n)
+        ids[n] = (table.long().flatten().clamp(min=-1) if table is not None
+                  else torch.full((w.numel(),), -1, dtype=torch.long, device=device))
+        ids[n] = torch.where(ids[n] < 0, torch.full_like(ids[n], free), ids[n])
+        sq.index_add_(0, ids[n], (t * g).double().flatten().pow(2))
+    if normalization == 'unit':
+        norm = sq.sqrt()
+    else:
+        norm = sq.sum().sqrt().expand_as(sq)
+    coef = torch.where(norm > 0, rho.double() / norm.clamp(min=1e-30),
+                       torch.zeros_like(norm)).float()
+    out = {}
+    for n in names:
+        t, g = scaled[n]
+        out[n] = (coef[ids[n]].view_as(g) * t * t * g).to(named_params[n].dtype)
+    return out
