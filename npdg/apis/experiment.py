@@ -192,7 +192,8 @@ def recipe_run_config(config, data_root, work_dir, iters, prune_at=None, small=F
     tests): the config with its ``data/...`` paths pointed at ``data_root``,
     no pretrained weights, no validation, one checkpoint at the end, a log
     line per iteration and, with ``prune_at``, the prune step there (statistics
-    refreshed three times before it).
+    refreshed three times before it). Schedulers longer than the run (a
+    warm-up of 1500 iterations) are clipped to it.
 
     Args:
         config (str): Config file.
@@ -225,6 +226,12 @@ def recipe_run_config(config, data_root, work_dir, iters, prune_at=None, small=F
         _set_scales([cfg.train_dataloader, cfg.test_dataloader], ('Resize', 'RandomResize'),
                     (128, 64))
         cfg.model.test_cfg = dict(mode='whole')
+    for sched in cfg.get('param_scheduler') or []:  # a warm-up longer than the run
+        end = sched.get('end')
+        if isinstance(end, int) and end > iters:
+            sched['end'] = end = iters
+        if isinstance(end, int) and sched.get('begin', 0) >= end:
+            sched['begin'] = end - 1
     os.makedirs(work_dir, exist_ok=True)
     path = osp.join(work_dir, 'config.py')
     cfg.dump(path)

@@ -14,6 +14,7 @@ from npdg.importance import build_importance
 from npdg.importance.context import seg_loss
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.pruner import UnitPruner
+from npdg.pruning.units import UNIT_TYPES
 from npdg.sharpness import UnitIndex, adaptive_perturbation, unit_radii
 from npdg.utils.batchnorm import frozen_bn_stats
 from .run_state import run_state
@@ -76,7 +77,7 @@ class AdaSAPHook(Hook):
             is uniform; default the last prune iteration of the run.
         begin (int): First iteration (0-based) with the sharpness-aware step.
         unit_types (Sequence[str]): Units with adaptive radii (``'channel'``,
-            ``'head'``), as in :class:`UnitPruningHook`.
+            ``'head'``, ``'width'``), as in :class:`UnitPruningHook`.
         trace_shape (tuple): (C, H, W) input used to trace the units.
         scoring (dict, optional): Data for data-driven criteria, as in
             :class:`UnitPruningHook`.
@@ -100,9 +101,14 @@ class AdaSAPHook(Hook):
         if int(score_interval) < 1:
             raise ValueError(f'AdaSAPHook: score_interval must be >= 1, got {score_interval!r}.')
         unit_types = [unit_types] if isinstance(unit_types, str) else list(unit_types)
+        unknown = sorted(set(unit_types) - set(UNIT_TYPES))
+        if unknown or not unit_types:
+            raise ValueError(f'AdaSAPHook: unknown unit type(s) {unknown or unit_types!r}; '
+                             f'choose from {UNIT_TYPES}.')
         build_importance(importance)  # unknown criteria fail at build time
         self.pruner = UnitPruner(importance, None, channels='channel' in unit_types,
-                                 heads='head' in unit_types, trace_shape=trace_shape)
+                                 heads='head' in unit_types, trace_shape=trace_shape,
+                                 widths='width' in unit_types)
         self.rho_min, self.rho_max, self.rho = float(rho_min), float(rho_max), float(rho)
         self.free_radius = self.rho if free_radius is None else float(free_radius)
         self.eta = float(eta)

@@ -21,10 +21,10 @@ from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.optimizer_sync import rebuild_after_prune
 from npdg.pruning.pruner import UnitPruner
+from npdg.pruning.units import UNIT_TYPES
 from npdg.pruning.selection import step_budget
 
 CKPT_KEY = 'npdg_pruning'
-UNIT_TYPES = ('channel', 'head')
 
 
 
@@ -77,7 +77,10 @@ class UnitPruningHook(Hook):
         min_keep (int): Minimum units per layer.
         min_keep_ratio (float): Minimum fraction kept per layer.
         round_to (int, optional): Keep channel counts multiples of this.
-        unit_types (Sequence[str]): What to prune: ``'channel'`` (BN-scaled
+        unit_types (Sequence[str]): What to prune: ``'width'`` (coupled
+            channel groups without BN: Mix-FFN hidden channels, embedding
+            widths; grouped global pruning, weight/gradient criteria only),
+            ``'channel'`` (BN-scaled
             conv channel groups) and/or ``'head'`` (attention heads of
             multi-head modules).
         trace_shape (tuple): (C, H, W) input used to trace the graph.
@@ -144,7 +147,7 @@ class UnitPruningHook(Hook):
                              reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
                                  'channel' in unit_types, 'head' in unit_types, trace_shape,
-                                 shortfall, scope)
+                                 shortfall, scope, widths='width' in unit_types)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority

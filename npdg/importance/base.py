@@ -74,9 +74,15 @@ class Importance:
     ``uses_threshold`` says whether the pruner's absolute threshold (e.g.
     |gamma| < 0.1) is meaningful for the scores; for other criteria only the
     ratio budget applies.
+
+    ``unit_kinds`` lists the unit kinds the criterion can score: every
+    criterion scores ``'channel'`` and ``'head'`` units; weight and gradient
+    criteria also ``'width'`` units (channel groups without BN, which have no
+    scale and no observed statistics).
     """
 
     uses_threshold = False
+    unit_kinds = ('channel', 'head')
 
     def __call__(self, units, context=None):
         raise NotImplementedError

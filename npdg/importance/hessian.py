@@ -19,6 +19,8 @@ class HessianImportance(Importance):
         normalizer (str, optional): Per-layer normaliser.
     """
 
+    unit_kinds = ('channel', 'head', 'width')
+
     def __init__(self, normalizer=None):
         normalize(torch.ones(1), normalizer)
         self.normalizer = normalizer

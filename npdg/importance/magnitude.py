@@ -35,6 +35,8 @@ class MagnitudeImportance(Importance):
             ``'max'`` or ``'sum'`` (per layer).
     """
 
+    unit_kinds = ('channel', 'head', 'width')
+
     NORMALIZERS = (None, 'mean', 'max', 'sum')
 
     def __init__(self, p=1, normalizer=None):

@@ -18,6 +18,8 @@ class RandomImportance(Importance):
             choice does not depend on layer order or rank.
     """
 
+    unit_kinds = ('channel', 'head', 'width')
+
     def __init__(self, seed=None):
         self.seed = None if seed is None else int(seed)
         self.calls = 0

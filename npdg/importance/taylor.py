@@ -28,6 +28,8 @@ class TaylorImportance(Importance):
             raw scores; ``'mean'``, ``'max'``, ``'sum'``).
     """
 
+    unit_kinds = ('channel', 'head', 'width')
+
     beta = 0.0
 
     def __init__(self, num_domains=0, normalizer=None):

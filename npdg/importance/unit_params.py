@@ -7,7 +7,8 @@ on the *output* side:
 
 * a channel group (:class:`npdg.pruning.units.ChannelUnits`): the output
   rows (weight and bias) of every conv/linear in the group and the weight and
-  bias of every BN in the group, mapped to the group's root index;
+  bias of every BN (and LayerNorm/GroupNorm) in the group, mapped to the
+  group's root index;
 * an attention head (:class:`npdg.pruning.units.HeadUnits`): its rows of
   ``q``, ``k``, ``v`` (weight and bias), its columns of ``proj.weight`` and
   its ``head_gate``.
@@ -52,7 +53,7 @@ def unit_slices(units):
         if getattr(module, 'head_gate', None) is not None:
             out.append((f'{units.name}.head_gate', 0, torch.arange(heads), torch.arange(heads)))
         return out
-    for name, layer, idxs, root_idxs in units.convs + units.bns:
+    for name, layer, idxs, root_idxs in units.convs + units.bns + list(units.norms):
         idxs, owner = torch.as_tensor(idxs), torch.as_tensor(root_idxs)
         out.append((f'{name}.weight', 0, idxs, owner))
         if getattr(layer, 'bias', None) is not None:

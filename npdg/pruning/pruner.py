@@ -10,6 +10,7 @@ from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads
 from .optimizer_sync import PruningRecorder
 from .selection import select_units, select_units_per_layer
+from npdg.models.per_head_attention import PerHeadEfficientAttention
 from .units import collect_units
 
 
@@ -46,6 +47,13 @@ def _same_on_every_rank(scores):
     return box[0]
 
 
+def sync_embed_dims(segmentor):
+    """Per-head attention's ``embed_dims`` follows its layers after a width prune."""
+    for m in segmentor.modules():
+        if isinstance(m, PerHeadEfficientAttention):
+            m.embed_dims = m.q.in_features
+
+
 class ThresholdShortfallError(RuntimeError):
     """The threshold left fewer candidates than the budget (``shortfall='error'``)."""
 
@@ -76,6 +84,8 @@ class UnitPruner:
             ``'layer'`` (every layer loses the same share of its units,
             ranked within the layer: the budget is split in proportion to
             the layers' sizes).
+        widths (bool): Prune channel groups without BN too (Mix-FFN hidden
+            channels, embedding widths; grouped global pruning).
     """
 
     SHORTFALL_POLICIES = ('ratio', 'error')
@@ -83,7 +93,7 @@ class UnitPruner:
 
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
-                 trace_shape=(3, 64, 64), shortfall='ratio', scope='global'):
+                 trace_shape=(3, 64, 64), shortfall='ratio', scope='global', widths=False):
         if shortfall not in self.SHORTFALL_POLICIES:
             raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
                              f'got {shortfall!r}.')
@@ -100,7 +110,16 @@ class UnitPruner:
         self.threshold = threshold
         self.min_keep, self.min_keep_ratio = int(min_keep), float(min_keep_ratio)
         self.round_to = round_to
-        self.channels, self.heads = bool(channels), bool(heads)
+        self.channels, self.heads, self.widths = bool(channels), bool(heads), bool(widths)
+        kinds = {k for k, on in (('channel', self.channels), ('head', self.heads),
+                                 ('width', self.widths)) if on}
+        supported = set(getattr(self.importance, 'unit_kinds', ('channel', 'head')))
+        if kinds - supported:
+            raise ValueError(
+                f'{type(self.importance).__name__} cannot score {sorted(kinds - supported)} '
+                f'units (it scores {sorted(supported)}): a unit without BN has no scale or '
+                'statistics. Use a weight or gradient criterion (L1, L2, Taylor, Hessian, '
+                "random, domain-risk variance) or drop 'width' from unit_types.")
         self.trace_shape = tuple(trace_shape)
 
     def units(self, segmentor, remember=True):
@@ -119,12 +138,14 @@ class UnitPruner:
             tuple: ``(graph, units)``.
         """
         if not remember:
-            return collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+            return collect_units(segmentor, self.trace_shape, self.channels, self.heads,
+                                 self.widths)
         key = (id(segmentor), tuple((name, id(m), tuple(tuple(p.shape) for p in
                                                           m.parameters(recurse=False)))
                                     for name, m in segmentor.named_modules()))
         if getattr(self, '_units_key', None) != key:
-            self._units = collect_units(segmentor, self.trace_shape, self.channels, self.heads)
+            self._units = collect_units(segmentor, self.trace_shape, self.channels, self.heads,
+                                        self.widths)
             self._units_key = key
         return self._units
 
@@ -231,7 +252,7 @@ class UnitPruner:
             for u, idxs in zip(units, chosen):
                 if not idxs:
                     continue
-                if u.kind == 'channel':
+                if u.kind in ('channel', 'width'):
                     pruner = graph.get_pruner_of_module(u.root)
                     group = graph.get_pruning_group(u.root, pruner.prune_out_channels, idxs)
                     group.prune()
@@ -239,6 +260,7 @@ class UnitPruner:
                     for pname, (dim, kept) in remove_heads(u.module, idxs).items():
                         rec.add(f'{u.name}.{pname}', dim, kept)
                 result.removed += len(idxs)
+        sync_embed_dims(segmentor)
         result.old_params, result.kept = rec.old_params, rec.kept
         if final and hasattr(self.importance, 'next_step'):
             self.importance.next_step()

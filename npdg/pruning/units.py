@@ -1,4 +1,19 @@
-"""Prunable units of a segmentor: coupled channel groups and attention heads."""
+"""Prunable units of a segmentor: coupled channel groups and attention heads.
+
+Three kinds, as the pruning hooks' ``unit_types`` name them:
+
+* ``'channel'``: a coupled group of conv/linear output channels with at
+  least one BN (the BN scale is NPDG's gamma);
+* ``'head'``: one attention head of a multi-head per-head attention module;
+* ``'width'``: a coupled group *without* BN (grouped global pruning of
+  transformers, Riaz & Smeaton 2025): Mix-FFN hidden channels (fc1, the
+  depthwise conv, fc2's inputs), a stage's embedding width (patch embedding,
+  every LayerNorm, q/k/v inputs, attention and FFN outputs, the decode
+  head's inputs), the key/value reduction width of efficient attention.
+  The per-head q/k/v widths are not width units (heads go whole). In mmseg's
+  ViT (packed ``nn.MultiheadAttention``) the FFN hidden channels are width
+  units; its embedding width (tied to the heads and position embeddings) is not.
+"""
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -9,6 +24,7 @@ from npdg.models.per_head_attention import PerHeadEfficientAttention
 from .graph import build_dependency_graph, classifier_layers
 
 BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+UNIT_TYPES = ('channel', 'head', 'width')
 
 
 # -- the one definition of what carries units -------------------------------------
@@ -82,6 +98,10 @@ class ChannelUnits:
             ``root_idxs[k]``.
         convs (list): ``(name, layer, channel_idxs, root_idxs)`` of every
             conv/linear whose *output* channels are in the group.
+        kind (str): ``'channel'`` (the group has a BN) or ``'width'`` (no BN).
+        norms (list): ``(name, layer, channel_idxs, root_idxs)`` of every
+            affine LayerNorm/GroupNorm in the group (its scale and shift go
+            with the unit).
     """
     name: str
     root: nn.Module
@@ -90,6 +110,7 @@ class ChannelUnits:
     bns: List[Tuple] = field(default_factory=list)
     convs: List[Tuple] = field(default_factory=list)
     kind: str = 'channel'
+    norms: List[Tuple] = field(default_factory=list)
 
     def members(self):
         """Root indices covered by each layer of the group.
@@ -170,23 +191,39 @@ def _module_names(segmentor):
     return {m: n for n, m in segmentor.named_modules()}
 
 
-def channel_units(segmentor, graph):
-    """Coupled channel groups that contain at least one BN.
+def _head_internal_layers(segmentor):
+    """q/k/v of every per-head attention module: their widths are the heads'."""
+    return {id(getattr(m, n)) for m in segmentor.modules()
+            if isinstance(m, PerHeadEfficientAttention) for n in ('q', 'k', 'v')}
 
-    Groups without BN (e.g. attention widths, MLP widths of transformers)
-    have no scale to rank and are not NPDG units; nor are groups whose BNs all
-    sit in the auxiliary head (training-only: no inference FLOPs to save).
-    Auxiliary-head layers coupled to a backbone group are still pruned with it.
+
+NORM_TYPES = (nn.LayerNorm, nn.GroupNorm)
+
+
+def channel_units(segmentor, graph, with_bn=True, without_bn=False):
+    """Coupled channel groups: with a BN (``'channel'``) and/or without (``'width'``).
+
+    Groups without BN are NPDG's non-units (no scale to rank) but grouped
+    global pruning's width units. Groups whose members all sit in the
+    auxiliary head are never units (training-only: no inference FLOPs to
+    save); auxiliary-head layers coupled to a backbone group are still
+    pruned with it. Groups of the per-head q/k/v widths are never units, nor
+    groups through a packed ``nn.MultiheadAttention`` (mmseg's ViT: the
+    embedding width, coupled to its heads and position embeddings; the
+    ViT's units are its FFN hidden channels and the head's channels).
 
     Args:
         segmentor (nn.Module): Bare segmentor.
         graph (tp.DependencyGraph): Its dependency graph.
+        with_bn (bool): Include groups with a BN (kind ``'channel'``).
+        without_bn (bool): Include groups without BN (kind ``'width'``).
 
     Returns:
         list[ChannelUnits]: One entry per group, in graph order.
     """
     names = _module_names(segmentor)
     ignored = classifier_layers(segmentor)
+    head_internal = _head_internal_layers(segmentor)
     units = []
     for group in graph.get_all_groups(ignored_layers=ignored,
                                       root_module_types=(nn.Conv2d, nn.Linear)):
@@ -194,21 +231,33 @@ def channel_units(segmentor, graph):
         root = root_dep.target.module
         entry = ChannelUnits(name=names.get(root, str(root)), root=root, group=group,
                              num_units=graph.get_pruner_of_module(root).get_out_channels(root))
-        seen = set()
+        seen, internal = set(), False
         for i, (dep, idxs) in enumerate(group):
             layer = dep.target.module
+            # packed attention (mmseg's ViT): its width must stay a multiple of its heads
+            # and the position embeddings would not follow, so groups through it stay
+            internal |= isinstance(layer, nn.MultiheadAttention)
             if not graph.is_out_channel_pruning_fn(dep.handler) or (id(layer), 'o') in seen:
                 continue
             seen.add((id(layer), 'o'))
+            internal |= id(layer) in head_internal
             item = (names.get(layer, str(layer)), layer, _plain(idxs),
                     [int(r) for r in group[i].root_idxs])
             if is_channel_layer(layer):
                 entry.bns.append(item)
             elif isinstance(layer, (nn.Conv2d, nn.Linear)):
                 entry.convs.append(item)
+            elif isinstance(layer, NORM_TYPES) and getattr(layer, 'weight', None) is not None:
+                entry.norms.append(item)
+        layers = entry.bns + entry.convs
         # Channels of the auxiliary head only (its own convs) are not units:
         # the head is dropped at inference, so removing them saves no FLOPs.
-        if entry.bns and not all(n.startswith(AUX_PREFIX) for n, *_ in entry.bns):
+        if internal or not layers or all(n.startswith(AUX_PREFIX) for n, *_ in layers):
+            continue
+        if entry.bns and with_bn:
+            units.append(entry)
+        elif not entry.bns and without_bn:
+            entry.kind = 'width'
             units.append(entry)
     return units
 
@@ -226,20 +275,24 @@ def head_units(segmentor):
             for n, m in segmentor.named_modules() if is_head_layer(m)]
 
 
-def collect_units(segmentor, input_shape=(3, 64, 64), channels=True, heads=True):
-    """All NPDG units of a segmentor.
+def collect_units(segmentor, input_shape=(3, 64, 64), channels=True, heads=True,
+                  widths=False):
+    """All units of a segmentor.
 
     Args:
         segmentor (nn.Module): Bare segmentor.
         input_shape (tuple): Example input (C, H, W) for tracing.
-        channels (bool): Include channel groups.
+        channels (bool): Include channel groups with a BN.
         heads (bool): Include attention heads.
+        widths (bool): Include channel groups without BN (FFN hidden
+            channels, embedding widths).
 
     Returns:
         tuple: ``(graph, units)``; ``graph`` is None when not traced.
     """
-    graph = build_dependency_graph(segmentor, input_shape) if channels else None
-    units = channel_units(segmentor, graph) if channels else []
+    traced = channels or widths
+    graph = build_dependency_graph(segmentor, input_shape) if traced else None
+    units = channel_units(segmentor, graph, channels, widths) if traced else []
     if heads:
         units += head_units(segmentor)
     return graph, units
