@@ -168,3 +168,26 @@ def test_vit_ffn_widths_prune_and_reload_while_the_embedding_width_stays():
     load_pruned_checkpoint(fresh, checkpoint)
     with torch.no_grad():
         assert torch.equal(fresh.eval()(x, mode='tensor'), model(x, mode='tensor'))
+
+
+def test_grouped_recipe_and_its_unpruned_control_differ_only_in_pruning():
+    from npdg.apis import experiment
+    recipe = experiment.load_config(osp.join(ROOT, 'configs/grouped/segformer_mit-b0_gta.py'))
+    control = experiment.load_config(osp.join(ROOT, 'configs/baselines/segformer_mit-b0_gta.py'))
+    for key in ('model', 'train_dataloader', 'test_dataloader', 'val_dataloader',
+                'optim_wrapper', 'param_scheduler', 'train_cfg', 'randomness'):
+        assert recipe[key] == control[key], key
+    assert [h['type'] for h in control.custom_hooks] == ['ModelComplexityHook']
+    prune = next(h for h in recipe.custom_hooks if h['type'] == 'UnitPruningHook')
+    assert prune['unit_types'] == ('channel', 'head', 'width') and prune['scope'] == 'global'
+    assert prune['importance'] == dict(type='HessianImportance', normalizer='mean')
+    # no perturbation and no sparse training: the paper's method is criterion + fine-tuning
+    assert {h['type'] for h in recipe.custom_hooks} == {
+        'ModelComplexityHook', 'UnitPruningHook', 'PrunedCheckpointHook'}
+    # MiT-B0 widths, not the B5 recipe's
+    assert recipe.model.backbone.embed_dims == 32
+    assert recipe.model.decode_head.in_channels == [32, 64, 160, 256]
+    taylor = experiment.load_config(osp.join(ROOT, 'configs/grouped/segformer_mit-b0_gta.py'),
+                                    dict(criterion='TaylorImportance', prune_ratio=0.75))
+    prune = next(h for h in taylor.custom_hooks if h['type'] == 'UnitPruningHook')
+    assert prune['importance']['type'] == 'TaylorImportance' and prune['ratio'] == 0.75

@@ -35,7 +35,8 @@ class AdaSAPHook(Hook):
        ``w`` (``torch.autograd.grad``: ``.grad`` and gradient accumulation are
        untouched; BN running statistics update as in any training forward);
     2. every weight moves to ``w + eps`` (:func:`npdg.sharpness.adaptive_perturbation`:
-       unit ``i`` by ``rho_i * T_i^2 g_i / ||T_i g_i||``, ``T = |w| + eta``);
+       unit ``i`` by ``rho_i * T_i^2 g_i / ||T g||``, ``T = |w| + eta``, the norm
+       over all weights as in ASAM, or per unit with ``normalization='unit'``);
     3. mmengine's training step computes the loss and gradient at
        ``w + eps`` with the BN running statistics frozen;
     4. the weights are put back to ``w`` (bit-exact copies) just before the
@@ -71,7 +72,11 @@ class AdaSAPHook(Hook):
         free_radius (float, optional): Radius of entries no unit owns;
             default ``rho``.
         eta (float): ASAM's ``T = |w| + eta``.
-        normalization (str): ``'unit'`` (per-unit norm, default) or ``'global'``.
+        normalization (str): ``'global'`` (default: ASAM's one norm of ``T g`` over
+            all weights, each entry scaled by its unit's radius) or ``'unit'``
+            (each unit normalised by its own ``||T_i g_i||``: every unit moves by
+            ``rho_i`` of its own weights; with the paper's radii up to 2 this
+            collapsed training on the CPU benchmark, see README).
         score_interval (int): Iterations between re-scorings of the radii.
         uniform_after (int, optional): Iteration count from which the radius
             is uniform; default the last prune iteration of the run.
@@ -87,7 +92,7 @@ class AdaSAPHook(Hook):
     """
 
     def __init__(self, importance=dict(type='L1Importance', normalizer='mean'), rho_min=0.01,
-                 rho_max=2.0, rho=1.0, free_radius=None, eta=0.01, normalization='unit',
+                 rho_max=2.0, rho=1.0, free_radius=None, eta=0.01, normalization='global',
                  score_interval=10, uniform_after=None, begin=0, unit_types=('channel', 'head'),
                  trace_shape=(3, 64, 64), scoring=None, priority=45):
         if not 0 <= rho_min <= rho_max:

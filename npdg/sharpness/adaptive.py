@@ -14,6 +14,12 @@ that radius, normalised over the unit's own entries:
 (``g`` the gradient at ``w``, ``eta`` = 0.01), so that ``||eps_i / T_i||`` is
 ``rho_i``: every unit moves by its radius relative to its own weights.
 
+With ``normalization='global'`` (the default, ASAM's form) the norm is one
+over every weight, ``eps = rho_entry * T^2 g / ||T g||``: the radii set each
+unit's share of one step of relative size at most ``rho_max``. The per-unit
+norm moves every unit by its whole radius relative to its own weights; with
+radii up to 2 that collapsed training on the CPU benchmark (README, AdaSAP).
+
 A unit owns the entries that go when it is removed
 (:func:`npdg.importance.unit_params.unit_slices`); an entry two units claim
 (an attention projection's columns belong to a head, its rows to a width
@@ -104,7 +110,7 @@ class UnitIndex:
 
 
 def adaptive_perturbation(named_params, grads, index, radii, free_radius, eta=0.01,
-                          normalization='unit'):
+                          normalization='global'):
     """The AdaSAP weight perturbation of every parameter.
 
     Args:
@@ -116,9 +122,10 @@ def adaptive_perturbation(named_params, grads, index, radii, free_radius, eta=0.
             gives every unit that radius (the uniform phase).
         free_radius (float): Radius of the entries no unit owns (one group).
         eta (float): ASAM's offset in ``T = |w| + eta``.
-        normalization (str): ``'unit'`` (each unit's step normalised by its own
-            ``||T_i g_i||``, the spec's rule) or ``'global'`` (one norm over
-            every entry, per-entry radius; ASAM with per-unit radii).
+        normalization (str): ``'global'`` (one norm of ``T g`` over every
+            entry, each entry scaled by its unit's radius: ASAM with per-unit
+            radii) or ``'unit'`` (each unit's step normalised by its own
+            ``||T_i g_i||``, so ``||eps_i / T_i|| = rho_i``).
 
     Returns:
         dict[str, Tensor]: ``eps`` per perturbed parameter (same shape).

@@ -8,7 +8,8 @@
 _base_ = ['../../bench/npdg.py']
 adasap_rho = 1.0
 adasap_hook = dict(type='AdaSAPHook', importance=dict(type='BNScaleImportance'),
-                   rho_min=0.01, rho_max=2.0, rho='${adasap_rho}', score_interval=10,
+                   rho_min=0.01, rho_max=2.0, rho='${adasap_rho}', normalization='global',
+                   score_interval=10,
                    trace_shape='${trace_shape}')
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
                 '${sparsity_hook}', '${adasap_hook}', '${pruning_hook}', '${checkpoint_hook}']
