@@ -16,10 +16,10 @@ ort = pytest.importorskip('onnxruntime')
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def pruned(model, fraction=0.4, channels=True):
-    """Prune ``fraction`` of the units (channels and heads) by L1 magnitude."""
+def pruned(model, fraction=0.4, channels=True, widths=False):
+    """Prune ``fraction`` of the units (channels, heads, optionally widths) by L1 magnitude."""
     pruner = UnitPruner(dict(type='L1Importance'), threshold=None, trace_shape=(3, 64, 64),
-                        channels=channels)
+                        channels=channels, widths=widths)
     _, units = pruner.units(model)
     pruner.step(model, int(fraction * sum(u.num_units for u in units)))
     return model.eval()
@@ -33,13 +33,14 @@ def numel(shapes):
     return sum(int(np.prod(s)) for s in shapes.values())
 
 
-@pytest.mark.parametrize('arch', ['deeplab', 'segformer'])
-def test_pruned_export_matches_torch_at_two_sizes(arch, request, tmp_path):
+@pytest.mark.parametrize('arch,widths', [('deeplab', False), ('segformer', False),
+                                         ('segformer', True)])
+def test_pruned_export_matches_torch_at_two_sizes(arch, widths, request, tmp_path):
     model = request.getfixturevalue(arch).eval()
     full = str(tmp_path / 'full.onnx')
     deploy.export_onnx(model, full, (64, 96), dynamic=True)
     params_full = inference_params(model)
-    model = pruned(model)
+    model = pruned(model, widths=widths)  # widths: grouped pruning's FFN/embedding widths
     path = str(tmp_path / 'pruned.onnx')
     deploy.export_onnx(model, path, (64, 96), dynamic=True)
     torch.manual_seed(1)
