@@ -42,12 +42,17 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     assert all(r['gflops_pruned'] < r['gflops_base'] for r in rows)
 
 
-def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):
+def _script(name):
+    """Import benchmarks/<name>.py as a module."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'demo_profile', osp.join(ROOT, 'benchmarks', 'demo_profile.py'))
-    demo_profile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo_profile)
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'benchmarks', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):
+    demo_profile = _script('demo_profile')
     monkeypatch.chdir(workspace)
     out = tmp_path / 'profile.json'
     (row, ) = demo_profile.main(['--configs', 'npdg', '--iters', '3', '--prune-at', '2',
@@ -64,11 +69,7 @@ def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):
 
 
 def test_adasap_cost_measures_every_variant(workspace, tmp_path, monkeypatch):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'adasap_cost', osp.join(ROOT, 'benchmarks', 'adasap_cost.py'))
-    adasap_cost = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(adasap_cost)
+    adasap_cost = _script('adasap_cost')
     monkeypatch.chdir(workspace)
     out = tmp_path / 'cost.json'
     result = adasap_cost.main(['--iters', '3', '--rounds', '1', '--skip', '1',

@@ -17,7 +17,7 @@ from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.units import UNIT_TYPES
 from npdg.sharpness import UnitIndex, adaptive_perturbation, unit_radii
 from npdg.utils.batchnorm import frozen_bn_stats
-from .run_state import run_state
+from .run_state import resumed_meta, run_state
 from .scoring import check_scoring, runner_scoring_context
 
 CKPT_KEY = 'npdg_adasap'
@@ -311,8 +311,8 @@ class AdaSAPHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Loaded checkpoint.
         """
-        state = checkpoint.get('meta', {}).get(CKPT_KEY)
-        if state is None or not getattr(runner, '_resume', False):
+        state = resumed_meta(runner, checkpoint, CKPT_KEY)
+        if state is None:
             return
         radii = state.get('radii')
         self.radii = None if radii is None else [torch.tensor(r, dtype=torch.float64)

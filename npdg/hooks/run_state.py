@@ -83,3 +83,22 @@ def run_state(runner):
         state = NpdgRunState()
         setattr(runner, ATTR, state)
     return state
+
+
+def resumed_meta(runner, checkpoint, key):
+    """A hook's entry of a checkpoint's ``meta`` when the run resumes from it.
+
+    ``load_from`` without ``resume`` (fine-tuning from a checkpoint) starts
+    the hooks afresh, so they get None then.
+
+    Args:
+        runner (Runner): The runner.
+        checkpoint (dict): The loaded checkpoint.
+        key (str): The hook's key in ``checkpoint['meta']``.
+
+    Returns:
+        object | None: The entry, or None (not resuming, or no entry).
+    """
+    if not getattr(runner, '_resume', False):
+        return None
+    return checkpoint.get('meta', {}).get(key)

@@ -15,7 +15,7 @@ from npdg.analysis.complexity import segmentor_complexity
 from npdg.importance import build_importance
 from npdg.pruning import report
 from npdg.pruning.selection import SCHEDULES, cumulative_fraction
-from .run_state import run_state
+from .run_state import resumed_meta, run_state
 from .scoring import check_scoring, runner_scoring_context
 from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
@@ -330,8 +330,8 @@ class UnitPruningHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Loaded checkpoint.
         """
-        state = checkpoint.get('meta', {}).get(CKPT_KEY)
-        if state is None or not getattr(runner, '_resume', False):
+        state = resumed_meta(runner, checkpoint, CKPT_KEY)
+        if state is None:
             return
         self.total_units = state['total_units']
         self.removed = state['removed']
