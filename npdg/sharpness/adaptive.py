@@ -75,6 +75,8 @@ class UnitIndex:
             entries no unit owns. Parameters absent here are owned by no unit.
         num_units (int): Units over all layers (global numbering follows
             ``units`` order, then each layer's unit index).
+        slots (dict[str, Tensor]): ``owner`` flattened, with ``num_units`` (the
+            slot of the entries no unit owns) in place of -1.
     """
 
     def __init__(self, model, units):
@@ -101,6 +103,12 @@ class UnitIndex:
                 table.index_copy_(dim, idxs.to(p.device), torch.where(view < 0, fill, view))
             offset += u.num_units
         self.num_units = offset
+        # flat slot of every owned entry, entries no unit owns in the extra slot num_units
+        self.slots = {}
+        for name, table in self.owner.items():
+            flat = table.flatten().clone()
+            flat[flat < 0] = offset
+            self.slots[name] = flat
 
     def radius_vector(self, radii, device):
         """Concatenate per-layer radii into the global unit numbering."""
@@ -140,19 +148,21 @@ def adaptive_perturbation(named_params, grads, index, radii, free_radius, eta=0.
         rho = torch.full((index.num_units,), float(radii), dtype=torch.float32, device=device)
     else:
         rho = index.radius_vector(radii, device)
-    free = index.num_units  # the group of entries no unit owns
     rho = torch.cat([rho, torch.tensor([float(free_radius)], device=device)])
+    free = index.num_units  # the slot of the entries no unit owns
     sq = torch.zeros(index.num_units + 1, dtype=torch.float64, device=device)
-    scaled, ids = {}, {}
+    terms = {}
     for n in names:
-        w, g = named_params[n].detach(), grads[n].detach().to(named_params[n].dtype)
+        w = named_params[n].detach()
         t = w.abs() + eta
-        scaled[n] = (t, g)
-        table = index.owner.get(n)
-        ids[n] = (table.long().flatten().clamp(min=-1) if table is not None
-                  else torch.full((w.numel(),), -1, dtype=torch.long, device=device))
-        ids[n] = torch.where(ids[n] < 0, torch.full_like(ids[n], free), ids[n])
-        sq.index_add_(0, ids[n], (t * g).double().flatten().pow(2))
+        g = grads[n].detach().to(w.dtype)
+        tg2 = (t * g).pow(2)
+        slots = index.slots.get(n)
+        if slots is None or normalization == 'global':
+            sq[free] += tg2.sum(dtype=torch.float64)  # one bucket is enough for one norm
+        else:
+            sq.index_add_(0, slots.to(torch.long), tg2.flatten().double())
+        terms[n] = (t, g, slots)
     if normalization == 'unit':
         norm = sq.sqrt()
     else:
@@ -160,7 +170,7 @@ def adaptive_perturbation(named_params, grads, index, radii, free_radius, eta=0.
     coef = torch.where(norm > 0, rho.double() / norm.clamp(min=1e-30),
                        torch.zeros_like(norm)).float()
     out = {}
-    for n in names:
-        t, g = scaled[n]
-        out[n] = (coef[ids[n]].view_as(g) * t * t * g).to(named_params[n].dtype)
+    for n, (t, g, slots) in terms.items():
+        scale = coef[free] if slots is None else coef[slots].view_as(g)
+        out[n] = (scale * t * t * g).to(named_params[n].dtype)
     return out
