@@ -160,7 +160,8 @@ def _expected_hooks(npdg_hooks, arm):
         out = _expected_hooks(npdg_hooks, base[len('adasap_'):])
         out['AdaSAPHook'] = dict(type='AdaSAPHook',
                                  importance=out['UnitPruningHook']['importance'],
-                                 rho_min=0.01, rho_max=2.0, rho=1.0, score_interval=10,
+                                 rho_min=0.01, rho_max=2.0, rho=1.0, normalization='global',
+                                 score_interval=10,
                                  trace_shape=out['UnitPruningHook']['trace_shape'])
     elif base in CRITERION_ARMS:
         hooks = ['ModelComplexityHook', 'StylePerturbationHook', 'UnitPruningHook',
