@@ -127,6 +127,7 @@ class AdaSAPHook(Hook):
         self.scored_iter = None    # iteration the radii were scored at
         self._index = None         # entry -> unit table of the current structure
         self._saved = {}           # name -> clean weights while perturbed
+        self._params = {}          # name -> the parameters perturbed this iteration
         self._bn = None            # exit stack of the frozen BN statistics
         self._handle = None        # optimizer step pre-hook
         self.extra_seconds = 0.0   # time spent in the extra pass and the perturbation

@@ -11,7 +11,7 @@ field               written by (when)               read by (when)
                     (``before_run``)                (``before_train`` and later)
 ``statistics``,     SensitivityStatisticsHook       sparsity hook (every
 ``omega``           (every refresh, resume, prune)  iteration), pruning hook
-``prune_iters``     UnitPruningHook (``__init__``   sparsity hook
+``prune_iters``     UnitPruningHook (``__init__``   sparsity and AdaSAP hooks
                     via ``before_run``)             (``before_train``)
 ``history``         UnitPruningHook (each prune)    anyone
 ==================  ==============================  ==========================
