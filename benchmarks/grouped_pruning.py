@@ -80,12 +80,11 @@ class BlockLabels:
         return dict(inputs=img.to(torch.uint8), data_samples=sample)
 
 
-def units_by_kind(pruner, model):
-    """Units of each kind in ``model``."""
-    _, units = pruner.units(model, remember=False)
+def count_by_kind(layers, key):
+    """Per unit kind, the sum over a prune step's layer records of ``key(layer)``."""
     out = {k: 0 for k in UNIT_TYPES}
-    for u in units:
-        out[u.kind] += u.num_units
+    for layer in layers:
+        out[layer['kind']] += key(layer)
     return out
 
 
@@ -117,18 +116,17 @@ def run_model(name, criteria, ratios, args):
     for crit in criteria:
         pruner = UnitPruner(CRITERIA[crit], None, min_keep_ratio=args.min_keep_ratio,
                             trace_shape=(3, SCORING_SIZE, SCORING_SIZE), widths=True)
-        before = units_by_kind(pruner, base)
-        total = sum(before.values())
+        _, units = pruner.units(base)
+        total = sum(u.num_units for u in units)
         for ratio in ratios:
             model = copy.deepcopy(base)
             context = ScoringContext(model, batches=ScoringBatches(
                 BlockLabels(2 * args.batches), pseudo_collate, 2, args.batches, seed=0))
             result = pruner.step(model, int(round(ratio * total)), context=context)
-            after = units_by_kind(pruner, model)
             row = dict(model=name, criterion=crit, ratio=ratio, units_total=total,
                        units_removed=result.removed,
-                       removed_by_kind={k: before[k] - after[k] for k in UNIT_TYPES},
-                       units_by_kind=before,
+                       removed_by_kind=count_by_kind(result.layers, lambda e: len(e['removed'])),
+                       units_by_kind=count_by_kind(result.layers, lambda e: e['units_before']),
                        **measure(base, model.eval(), args.flops_shape, args.latency_shape,
                                  args.repeats))
             rows.append(row)

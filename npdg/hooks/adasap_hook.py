@@ -10,11 +10,10 @@ from mmseg.registry import HOOKS
 
 from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
-from npdg.importance import build_importance
 from npdg.importance.context import seg_loss
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.pruner import UnitPruner
-from npdg.pruning.units import UNIT_TYPES
+from npdg.pruning.units import check_unit_types
 from npdg.sharpness import UnitIndex, adaptive_perturbation, unit_radii
 from npdg.utils.batchnorm import frozen_bn_stats
 from .run_state import resumed_meta, run_state
@@ -105,12 +104,7 @@ class AdaSAPHook(Hook):
                              f'{normalization!r}.')
         if int(score_interval) < 1:
             raise ValueError(f'AdaSAPHook: score_interval must be >= 1, got {score_interval!r}.')
-        unit_types = [unit_types] if isinstance(unit_types, str) else list(unit_types)
-        unknown = sorted(set(unit_types) - set(UNIT_TYPES))
-        if unknown or not unit_types:
-            raise ValueError(f'AdaSAPHook: unknown unit type(s) {unknown or unit_types!r}; '
-                             f'choose from {UNIT_TYPES}.')
-        build_importance(importance)  # unknown criteria fail at build time
+        unit_types = check_unit_types(unit_types, 'AdaSAPHook')
         self.pruner = UnitPruner(importance, None, channels='channel' in unit_types,
                                  heads='head' in unit_types, trace_shape=trace_shape,
                                  widths='width' in unit_types)

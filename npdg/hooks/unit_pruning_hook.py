@@ -21,7 +21,7 @@ from npdg.utils.settings import config_settings
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.optimizer_sync import rebuild_after_prune
 from npdg.pruning.pruner import UnitPruner
-from npdg.pruning.units import UNIT_TYPES
+from npdg.pruning.units import check_unit_types
 from npdg.pruning.selection import step_budget
 
 CKPT_KEY = 'npdg_pruning'
@@ -120,11 +120,7 @@ class UnitPruningHook(Hook):
                              f'counts, got {prune_iters!r}.')
         if threshold is not None and threshold < 0:
             raise ValueError(f'UnitPruningHook: threshold must be >= 0 or None, got {threshold!r}.')
-        unit_types = [unit_types] if isinstance(unit_types, str) else list(unit_types)
-        unknown = sorted(set(unit_types) - set(UNIT_TYPES))
-        if unknown or not unit_types:
-            raise ValueError(f'UnitPruningHook: unknown unit type(s) {unknown or unit_types!r}; '
-                             f'choose from {UNIT_TYPES}.')
+        unit_types = check_unit_types(unit_types, 'UnitPruningHook')
         build_importance(importance)  # unknown criteria fail at build time
         if schedule not in SCHEDULES:
             raise ValueError(f'UnitPruningHook: schedule must be one of {SCHEDULES}, '

@@ -53,7 +53,7 @@ def unit_slices(units):
         if getattr(module, 'head_gate', None) is not None:
             out.append((f'{units.name}.head_gate', 0, torch.arange(heads), torch.arange(heads)))
         return out
-    for name, layer, idxs, root_idxs in units.convs + units.bns + list(units.norms):
+    for name, layer, idxs, root_idxs in units.convs + units.bns + units.norms:
         idxs, owner = torch.as_tensor(idxs), torch.as_tensor(root_idxs)
         out.append((f'{name}.weight', 0, idxs, owner))
         if getattr(layer, 'bias', None) is not None:

@@ -3,7 +3,7 @@ from .convert import (convert_mit_attention, from_efficient_attention,
                       is_converted, unpack_legacy_attention_keys)
 from .head_pruning import (head_channels, head_layout, iter_head_units,
                            remove_heads, resize_heads_to_state_dict,
-                           resize_to_state_dict)
+                           resize_to_state_dict, sync_embed_dims)
 from .per_head_attention import PerHeadEfficientAttention, set_attn_impl
 
 __all__ = [
@@ -11,5 +11,5 @@ __all__ = [
     'from_efficient_attention', 'is_converted',
     'unpack_legacy_attention_keys', 'head_channels', 'head_layout',
     'iter_head_units', 'remove_heads', 'resize_heads_to_state_dict',
-    'resize_to_state_dict'
+    'resize_to_state_dict', 'sync_embed_dims'
 ]

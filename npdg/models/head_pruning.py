@@ -5,8 +5,9 @@ Head ``h`` occupies rows ``[h * head_dim, (h + 1) * head_dim)`` of the
 entry ``h`` of ``head_gate``. Removing it leaves a module whose output equals
 the unpruned module's output with that head's gate set to 0.
 
-Also here: listing prunable head units and resizing a freshly built module to
-the shapes of a saved (pruned) state dict so that it loads strictly.
+Also here: listing prunable head units, resizing a freshly built module to
+the shapes of a saved (pruned) state dict so that it loads strictly, and
+keeping ``embed_dims`` in step after a channel prune of the residual width.
 """
 import torch
 import torch.nn as nn
@@ -157,6 +158,21 @@ def remove_heads(module, head_indices):
         kept['head_gate'] = (0, gate_idx)
     module.num_heads = len(kept_heads)
     return kept
+
+
+def sync_embed_dims(model):
+    """Set every per-head attention's ``embed_dims`` to its layers' residual width.
+
+    A channel prune of the embedding width (torch-pruning, grouped pruning's
+    width units) resizes ``q``/``k``/``v`` inputs and ``proj`` outputs but
+    not the attribute, which the saved structure records.
+
+    Args:
+        model (nn.Module): Any model.
+    """
+    for m in model.modules():
+        if isinstance(m, PerHeadEfficientAttention):
+            m.embed_dims = m.q.in_features
 
 
 def _saved_shape(state_dict, key):

@@ -161,7 +161,8 @@ class PerHeadEfficientAttention(BaseModule):
         """Raise if the layer sizes disagree with ``num_heads``/``head_dim``.
 
         Layers changed by hand or by torch-pruning leave the attributes
-        stale; ``npdg.models.sync_head_attributes`` fixes them.
+        stale; ``npdg.models.remove_heads`` (heads) and
+        ``npdg.models.resize_to_state_dict`` (a saved layout) keep them in step.
         """
         width = self.num_heads * self.head_dim
         sizes = dict(q=self.q.out_features, k=self.k.out_features,

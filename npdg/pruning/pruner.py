@@ -7,10 +7,9 @@ import torch
 from mmengine.logging import print_log
 
 from npdg.importance import build_importance
-from npdg.models.head_pruning import remove_heads
+from npdg.models.head_pruning import remove_heads, sync_embed_dims
 from .optimizer_sync import PruningRecorder
 from .selection import select_units, select_units_per_layer
-from npdg.models.per_head_attention import PerHeadEfficientAttention
 from .units import collect_units
 
 
@@ -45,13 +44,6 @@ def _same_on_every_rank(scores):
     box = [[s.cpu() for s in scores]]
     broadcast_object_list(box, src=0)
     return box[0]
-
-
-def sync_embed_dims(segmentor):
-    """Per-head attention's ``embed_dims`` follows its layers after a width prune."""
-    for m in segmentor.modules():
-        if isinstance(m, PerHeadEfficientAttention):
-            m.embed_dims = m.q.in_features
 
 
 class ThresholdShortfallError(RuntimeError):

@@ -27,6 +27,27 @@ BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 UNIT_TYPES = ('channel', 'head', 'width')
 
 
+def check_unit_types(unit_types, owner):
+    """A hook's ``unit_types`` as a list, checked against :data:`UNIT_TYPES`.
+
+    Args:
+        unit_types (str | Sequence[str]): One kind or several.
+        owner (str): The hook's name, for the error.
+
+    Returns:
+        list[str]: The kinds.
+
+    Raises:
+        ValueError: For an unknown kind or none.
+    """
+    unit_types = [unit_types] if isinstance(unit_types, str) else list(unit_types)
+    unknown = sorted(set(unit_types) - set(UNIT_TYPES))
+    if unknown or not unit_types:
+        raise ValueError(f'{owner}: unknown unit type(s) {unknown or unit_types!r}; '
+                         f'choose from {UNIT_TYPES}.')
+    return unit_types
+
+
 # -- the one definition of what carries units -------------------------------------
 def is_channel_layer(module):
     """An affine BN: its channels are units (within their coupled group)."""
