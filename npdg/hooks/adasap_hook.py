@@ -119,7 +119,7 @@ class AdaSAPHook(Hook):
         self.priority = priority
         self.radii = None          # per layer, the adaptive radii in force
         self.scored_iter = None    # iteration the radii were scored at
-        self._index = None         # entry -> unit table of the current structure
+        self._index = None         # (units, their entry -> unit table)
         self._saved = {}           # name -> clean weights while perturbed
         self._params = {}          # name -> the parameters perturbed this iteration
         self._bn = None            # exit stack of the frozen BN statistics
@@ -156,8 +156,7 @@ class AdaSAPHook(Hook):
                   f'uniform {self.rho}; {self.normalization} normalisation', logger='current')
 
     def _structure_changed(self, runner):
-        self.radii = None
-        self._index = None
+        self.radii = None  # re-scored on the pruned structure (the index follows the units)
 
     def phase(self, iteration):
         """``'off'``, ``'adaptive'`` or ``'uniform'`` at iteration ``iteration`` (0-based).
@@ -197,10 +196,10 @@ class AdaSAPHook(Hook):
 
     def index(self, model):
         """The entry -> unit table of the current structure (built once per structure)."""
-        if self._index is None:
-            _, units = self.pruner.units(model)
-            self._index = UnitIndex(model, units)
-        return self._index
+        _, units = self.pruner.units(model)  # traced once per structure
+        if self._index is None or self._index[0] is not units:
+            self._index = (units, UnitIndex(model, units))
+        return self._index[1]
 
     # ---------------------------------------------------------------- the step
     def first_pass(self, runner, model, data_batch, params):
