@@ -9,6 +9,7 @@ from mmengine.model import revert_sync_batchnorm
 import npdg  # noqa: F401
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
+from npdg.pruning.units import unit_scales
 from npdg.utils.config import load_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -50,9 +51,37 @@ def test_config_loads_and_builds(path):
             assert train.data_prefix['img_path'] == 'leftImg8bit/train'
     assert any(h['type'] == 'ModelComplexityHook' for h in cfg.custom_hooks)
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    if _sparse_from_init(cfg):
+        # Sparse training from this config's own initialisation: no unit scale may
+        # start at exactly 0 (the proximal shrink would keep it there: dead branches
+        # the baseline does not have, e.g. mmseg's zero_init_residual).
+        model.init_weights()
+        zero = {n: int((p == 0).sum()) for n, p in unit_scales(model).items()
+                if int((p == 0).sum())}
+        assert not zero, f'{osp.relpath(path, ROOT)}: unit scales at exactly 0 at init: {zero}'
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64) * 255, mode='tensor')
     assert out.shape[:2] == (1, 19)
+
+
+def _sparse_from_init(cfg):
+    """Whether sparse training starts from the config's own (random) initialisation."""
+    sparse = any(h.get('type') == 'SensitivitySparsityHook' for h in cfg.get('custom_hooks', []))
+    backbone = cfg.model.get('backbone', {})
+    pretrained = cfg.model.get('pretrained') or cfg.get('load_from') or \
+        (backbone.get('init_cfg') or {}).get('type') == 'Pretrained'
+    return sparse and not pretrained
+
+
+def test_zero_init_residual_trap_is_detected():
+    """The check above fails on mmseg's default ResNet (zero-initialised residual BNs)."""
+    register_all_modules()
+    cfg = load_config(osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py'))
+    assert _sparse_from_init(cfg)
+    cfg.model.backbone.zero_init_residual = True
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()
+    assert sum(int((p == 0).sum()) for p in unit_scales(model).values()) > 0
 
 
 def test_dg_configs_evaluate_three_targets():

@@ -1,5 +1,9 @@
 # A small DeepLabV3+ for CPU runs: ResNet-18-V1c at output stride 16, a
 # 128-channel ASPP head. Random init (no ImageNet weights on the CPU demo).
+# zero_init_residual=False: mmseg's ResNet zero-initialises the last BN of every
+# residual branch by default, and NPDG's proximal sparsity keeps a scale that starts
+# at exactly 0 there, so a from-scratch NPDG run would train with dead branches
+# that its baseline does not have (tests/test_configs.py checks every recipe).
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -24,6 +28,7 @@ model = dict(
         norm_eval=False,
         style='pytorch',
         contract_dilation=True,
+        zero_init_residual=False,
     ),
     decode_head=dict(
         type='DepthwiseSeparableASPPHead',
