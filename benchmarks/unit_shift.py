@@ -88,44 +88,46 @@ def channel_means(model, data_loader, layers, limit=None):
     return {k: v / count[0] for k, v in sums.items()}
 
 
-def npdg_scores(model, data_loader, batches, lam, seed=0):
+def npdg_scores(model, data_loader, batches, lam, seed=0, styles='adversarial'):
     """U, B and w per BN layer from source images, as the training hook computes them."""
+    from itertools import islice
+
     from npdg.hooks.sensitivity_statistics_hook import SensitivityStatisticsHook
-    hook = SensitivityStatisticsHook(interval=batches, num_batches=batches, num_images=2, num_styles=4,
-                                     num_positions=256, lam=lam, seed=seed)
-
-    class _Runner:  # what before_run / collect read
-        def __init__(self, m):
-            self.model, self.seed, self.hooks, self.iter = m, seed, [], 0
-
-    runner = _Runner(model)
-    hook.before_run(runner)
-    for i, batch in enumerate(data_loader):
-        if i >= batches:
-            break
-        hook.collect(runner, batch, i)
-    return {name: {k: v.double() for k, v in s.items()}
-            for name, s in hook.stats.scores(lam).items()}
+    hook = SensitivityStatisticsHook(num_images=2, num_styles=4, num_positions=256, lam=lam,
+                                     styles=styles, seed=seed)
+    scores = hook.score_batches(model, islice(data_loader, batches))
+    return {name: {k: v.double() for k, v in s.items()} for name, s in scores.items()}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--checkpoint', required=True)
     parser.add_argument('--config', default='configs/bench/npdg.py')
     parser.add_argument('--batches', type=int, default=30,
                         help='batches of 2 source images for the NPDG statistics')
     parser.add_argument('--lam', type=float, default=0.4)
+    parser.add_argument('--styles', default='adversarial', choices=['adversarial', 'random'],
+                        help='scoring styles of the statistics (the training hook\'s default: '
+                        'adversarial)')
+    parser.add_argument('--data-root', default=None,
+                        help='root of the synthetic domains (default: the config\'s)')
     parser.add_argument('--out', default=osp.join('benchmarks', 'results', 'unit_shift.json'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for key in ('checkpoint', 'out', 'data_root'):  # paths given from the caller's folder
+        if getattr(args, key):
+            setattr(args, key, osp.abspath(getattr(args, key)))
     os.chdir(ROOT)
     from npdg.apis import experiment
     from npdg.hooks.sensitivity_statistics_hook import observed_layers
     from npdg.utils.model import build_segmentor
-    cfg = experiment.load_config(args.config, dict(warm_start=args.checkpoint))
+    overrides = dict(syn_root=args.data_root) if args.data_root else {}
+    if 'warm_start' in experiment.load_config(args.config):
+        overrides['warm_start'] = args.checkpoint
+    cfg = experiment.load_config(args.config, overrides)
     model = build_segmentor(cfg, args.checkpoint).eval()
     layers = {n: m for n, m in observed_layers(model).items() if hasattr(m, 'running_mean')}
     source = loader(cfg, cfg.syn_gta_val)
-    scores = npdg_scores(model, source, args.batches, args.lam)
+    scores = npdg_scores(model, source, args.batches, args.lam, styles=args.styles)
     mu_source = channel_means(model, source, layers)
     shift = None
     for target, dataset in cfg.test_dataloader.dataset.datasets.items():
@@ -156,11 +158,13 @@ def main():
         shift_top30_w=statistics.mean(t for t, _ in top_vs_rest),
         shift_rest=statistics.mean(r for _, r in top_vs_rest),
         note='shift = |mean target response - mean source response| in running-std units, '
-             'averaged over the 3 targets; U/B/w from source images only (AdvStyle, K=4)')
+             'averaged over the 3 targets; U/B/w from source images only (AdvStyle, K=4, '
+             f'{args.styles} styles)')
     print(json.dumps(result, indent=1))
     os.makedirs(osp.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=1)
+    return result
 
 
 if __name__ == '__main__':

@@ -79,3 +79,35 @@ def test_adasap_cost_measures_every_variant(workspace, tmp_path, monkeypatch):
     # the extra forward/backward is never free
     assert result['ratios']['adasap / sgd'] > 1.0
     assert json.load(open(out))['ratios'] == result['ratios']
+
+
+def test_unit_shift_runs_on_a_trained_model(workspace, npdg_demo_run, tmp_path):
+    """benchmarks/unit_shift.py end to end (it once broke when the renderer moved)."""
+    unit_shift = _script('unit_shift')
+    out = tmp_path / 'unit_shift.json'
+    result = unit_shift.main([
+        '--checkpoint', str(npdg_demo_run / 'iter_3.pth'),
+        '--config', 'configs/demo/npdg_deeplab_r18_synthetic.py',
+        '--data-root', str(workspace / 'data' / 'synthetic'), '--batches', '2',
+        '--out', str(out)])
+    assert json.load(open(out)) == result
+    assert result['layers'] > 10 and result['channels'] > 500
+    for key in ('unary', 'binary', 'w'):
+        assert -1 <= result['spearman_pooled'][key] <= 1
+        assert -1 <= result['spearman_median_over_layers'][key] <= 1
+    assert result['shift_top30_w'] > 0 and result['shift_rest'] > 0
+
+
+def test_stats_stability_curve(workspace, npdg_demo_run, tmp_path):
+    """benchmarks/stats_stability.py: agreement of two estimates at two sizes."""
+    stats_stability = _script('stats_stability')
+    result = stats_stability.main([
+        '--checkpoint', str(npdg_demo_run / 'iter_3.pth'), '--sizes', '1', '2',
+        '--data-root', str(workspace / 'data' / 'synthetic'),
+        '--styles', 'random', 'adversarial', '--out', str(tmp_path / 'stab')])
+    assert set(result['curves']) == {'random', 'adversarial'}
+    for rows in result['curves'].values():
+        assert [r['batches'] for r in rows] == [1, 2]
+        for r in rows:
+            assert -1 <= r['w']['median'] <= 1 and 0 <= r['w']['share_ge_0_8'] <= 1
+    assert (tmp_path / 'stab.md').read_text().count('| random |') == 2

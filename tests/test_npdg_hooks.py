@@ -290,3 +290,92 @@ def test_statistics_stop_at_the_last_prune_step_unless_told_otherwise(deeplab):
     alone = SensitivityStatisticsHook(interval=2)
     alone.before_train(_FakeRunner(deeplab))  # a run that does not prune
     assert [i for i in range(12) if alone.collecting_at(i)] == [0, 2, 4, 6, 8, 10]
+
+
+# ------------------------------------------- statistics across refreshes, styles
+def _sums(hook, name):
+    return {k: v.clone() for k, v in hook.stats[name].sums().items()}
+
+
+@pytest.mark.parametrize('decay', [1.0, 0.5, 0.0])
+def test_statistics_sums_carry_across_refreshes_with_their_decay(decay):
+    """decay=1 is the cumulative estimate: two refreshes see what one pass over both saw."""
+    model = build(deeplab_r18_cfg()).train()
+    runner = _FakeRunner(model)
+    name = 'backbone.layer2.0.bn1'
+    hook = SensitivityStatisticsHook(num_images=2, num_styles=3, num_positions=16,
+                                     styles='random', decay=decay)
+    ref = SensitivityStatisticsHook(num_images=2, num_styles=3, num_positions=16,
+                                    styles='random')
+    for h in (hook, ref):
+        h.perturbation = h._renderer(runner)
+        h.attach(model)
+    b0, b1 = _raw_batch(2), _raw_batch(2)
+    hook.collect(runner, b0, iteration=0)
+    hook.refresh(runner)
+    ref.collect(runner, b0, iteration=0)
+    first = _sums(ref, name)
+    hook.collect(runner, b1, iteration=1)
+    ref.stats.reset()
+    ref.collect(runner, b1, iteration=1)
+    second = _sums(ref, name)
+    got = _sums(hook, name)
+    for key in got:
+        assert torch.allclose(got[key], decay * first[key] + second[key], rtol=1e-12), key
+    hook.refresh(runner)
+    if decay == 1.0:  # the scores are those of one pass over both batches
+        both = SensitivityStatisticsHook(num_images=2, num_styles=3, num_positions=16,
+                                         styles='random')
+        both.perturbation = both._renderer(runner)
+        both.attach(model)
+        both.collect(runner, b0, iteration=0)
+        both.collect(runner, b1, iteration=1)
+        both.refresh(runner)
+        assert torch.allclose(hook.scores[name]['w'], both.scores[name]['w'])
+    for h in (hook, ref):
+        h.detach()
+
+
+def test_adversarial_scoring_styles_raise_the_loss_and_leave_bn_alone():
+    model = build(deeplab_r18_cfg()).train()
+    runner = _FakeRunner(model)
+    batch = model.data_preprocessor(_raw_batch(2), True)
+    from npdg.perturbation import denormalize, normalize
+    from npdg.perturbation.base import norm_args_from_preprocessor
+    norm = norm_args_from_preprocessor(model.data_preprocessor)
+    rgb = denormalize(batch['inputs'], **norm).clamp(0, 255)
+    samples = [s for s in batch['data_samples'] for _ in range(3)]
+    running = model.backbone.stem[1].running_mean.clone()
+    losses = {}
+    for styles in ('random', 'adversarial'):
+        hook = SensitivityStatisticsHook(num_styles=3, styles=styles, ascent_steps=2)
+        hook.perturbation = hook._renderer(runner)
+        hook._gen = torch.Generator().manual_seed(5)  # the same initial draw for both
+        model.eval()
+        out = hook.render_styles(runner, model, rgb, batch['data_samples'], norm)
+        assert out.shape == (6, *rgb.shape[1:])
+        with torch.no_grad():
+            loss = model.loss(normalize(out, **norm), samples)
+        losses[styles] = float(sum(v for k, v in loss.items() if 'loss' in k))
+    assert losses['adversarial'] > losses['random']
+    assert torch.equal(model.backbone.stem[1].running_mean, running)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_omega_is_normalised_per_layer_by_default():
+    model = build(deeplab_r18_cfg()).train()
+    runner = _FakeRunner(model)
+    hook = SensitivityStatisticsHook(num_images=2, num_styles=3, num_positions=16)
+    assert hook.omega_scope == 'layer' and hook.styles == 'adversarial' and hook.decay == 1.0
+    hook.perturbation = hook._renderer(runner)
+    hook.attach(model)
+    hook.collect(runner, _raw_batch(2), iteration=0)
+    hook.refresh(runner)
+    for name, omega in hook.omega.items():
+        assert abs(float(omega.mean()) - 1) < 1e-6, name
+
+
+@pytest.mark.parametrize('kwargs', [dict(decay=1.5), dict(styles='hard'), dict(ascent_steps=-1)])
+def test_statistics_options_are_checked(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        SensitivityStatisticsHook(**kwargs)

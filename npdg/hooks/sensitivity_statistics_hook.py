@@ -4,7 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
-from npdg.amp import training_autocast
+from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
@@ -12,16 +12,25 @@ from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.units import unit_layers
+from npdg.utils.batchnorm import frozen_bn_stats
 from .run_state import run_state
 from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head_positions,
                              subsample_positions)
 
 CKPT_KEY = 'npdg_sensitivity'
+STYLE_MODES = ('adversarial', 'random')
 
 
 
 # The layers whose units the statistics observe: the one definition of unit layers.
 observed_layers = unit_layers
+
+
+class _Offline:
+    """What :meth:`SensitivityStatisticsHook.collect` reads of a runner, outside a run."""
+
+    def __init__(self, model):
+        self.model, self.optim_wrapper = model, None
 
 
 def _as_float(x):
@@ -48,6 +57,19 @@ class SensitivityStatisticsHook(Hook):
     are published in ``run_state(runner)`` (``statistics``, ``omega``) for
     :class:`SensitivitySparsityHook` and the pruning criteria. Memory does not grow with the
     number of batches. Sums and scores go into checkpoints (exact resume).
+
+    The sums are kept across refreshes (``decay=1``: a cumulative estimate
+    over the whole sparse phase; ``0 < decay < 1`` down-weights older
+    refreshes; ``decay=0`` starts every refresh afresh): one refresh's few
+    images give a noisy ranking (``benchmarks/stats_stability.py`` measures
+    the rank agreement of independent estimates against the number of
+    batches). A prune resets them (the layers changed).
+
+    ``styles='adversarial'`` renders the K styles with the perturbation's
+    gradient ascent on the segmentation loss (``ascent_steps`` steps, the
+    segmentor in eval mode, BN statistics untouched), the paper's way of
+    exposing the sensitive units; ``'random'`` draws them as the
+    perturbation's ``sample`` does (no ascent).
     Under mixed precision the pass runs in the training step's autocast
     (float16 / bfloat16 activations, ``observed_dtypes``); each observation
     is promoted to float32 before normalising and reducing it, and the sums
@@ -61,7 +83,15 @@ class SensitivityStatisticsHook(Hook):
         num_positions (int): Sampled positions per image.
         lam (float): Weight of the unary term, in [0, 1].
         eps (float): Offset in omega.
-        omega_scope (str): ``'global'`` or ``'layer'`` mean in omega.
+        omega_scope (str): ``'layer'`` (default) or ``'global'`` mean in
+            omega. ``w`` is min-max normalised within each layer, so its
+            values carry no meaning across layers; ``'layer'`` keeps the
+            mean push of every layer at 1 and only reorders within it.
+        decay (float): Weight, in [0, 1], the sums keep at each refresh
+            (1: cumulative, 0: reset).
+        styles (str): ``'adversarial'`` (ascent on the segmentation loss) or
+            ``'random'``.
+        ascent_steps (int): Ascent steps of adversarial styles.
         perturbation (dict, optional): Style renderer when no image-level
             :class:`StylePerturbationHook` is present; ``AdvStyle`` default.
         begin (int): First iteration to collect.
@@ -75,8 +105,9 @@ class SensitivityStatisticsHook(Hook):
     """
 
     def __init__(self, interval=100, num_batches=1, num_images=2, num_styles=4,
-                 num_positions=256, lam=0.4, eps=0.1, omega_scope='global',
-                 perturbation=None, begin=0, end=None, seed=None, priority='HIGH'):
+                 num_positions=256, lam=0.4, eps=0.1, omega_scope='layer', decay=1.0,
+                 styles='adversarial', ascent_steps=1, perturbation=None, begin=0, end=None,
+                 seed=None, priority='HIGH'):
         check_lambda(lam)
         if int(num_styles) < 2:
             raise ValueError(f'SensitivityStatisticsHook: num_styles must be >= 2 (variance '
@@ -90,6 +121,16 @@ class SensitivityStatisticsHook(Hook):
         self.num_images, self.num_styles = int(num_images), int(num_styles)
         self.num_positions, self.lam, self.eps = int(num_positions), float(lam), float(eps)
         self.omega_scope = omega_scope
+        if not 0.0 <= float(decay) <= 1.0:
+            raise ValueError(f'SensitivityStatisticsHook: decay must be in [0, 1] (1: '
+                             f'cumulative sums, 0: reset at every refresh), got {decay!r}.')
+        if styles not in STYLE_MODES:
+            raise ValueError(f'SensitivityStatisticsHook: styles must be one of {STYLE_MODES}, '
+                             f'got {styles!r}.')
+        if int(ascent_steps) < 0:
+            raise ValueError(f'SensitivityStatisticsHook: ascent_steps must be >= 0, '
+                             f'got {ascent_steps!r}.')
+        self.decay, self.styles, self.ascent_steps = float(decay), styles, int(ascent_steps)
         self._perturbation_cfg = perturbation
         self.perturbation = None
         self.begin, self.end = int(begin), end
@@ -238,11 +279,10 @@ class SensitivityStatisticsHook(Hook):
         self._gen = torch.Generator().manual_seed((self.seed or 0) * 7919 + iteration)
         modes = {m: m.training for m in model.modules()}
         try:
+            model.eval()
+            rgb = denormalize(batch['inputs'], **norm).clamp(0, 255).detach()
+            styled = self.render_styles(runner, model, rgb, batch['data_samples'], norm)
             with torch.no_grad():
-                rgb = denormalize(batch['inputs'], **norm).clamp(0, 255)
-                styled = self.perturbation.sample(rgb, num_styles=self.num_styles,
-                                                  generator=self._gen)
-                model.eval()
                 self._collecting = True
                 with training_autocast(runner, model):
                     model._forward(normalize(styled, **norm))
@@ -250,6 +290,63 @@ class SensitivityStatisticsHook(Hook):
             self._collecting = False
             for m, mode in modes.items():
                 m.training = mode
+
+    def render_styles(self, runner, model, rgb, data_samples, norm):
+        """The K renderings of every content image (image-major).
+
+        Args:
+            runner (Runner): The runner (autocast and loss scale of the step).
+            model (nn.Module): Bare segmentor, in eval mode.
+            rgb (Tensor): (B, 3, H, W) RGB images in [0, 255].
+            data_samples (list[SegDataSample]): Their labels (adversarial styles).
+            norm (dict): The preprocessor's normalisation.
+
+        Returns:
+            Tensor: (B * K, 3, H, W) renderings.
+        """
+        if self.styles == 'random' or self.ascent_steps == 0:
+            with torch.no_grad():
+                return self.perturbation.sample(rgb, num_styles=self.num_styles,
+                                                generator=self._gen)
+        samples = [s for s in data_samples for _ in range(self.num_styles)]
+        scale = loss_scale(runner)
+
+        def seg_loss(images):
+            with training_autocast(runner, model):
+                losses = model.loss(normalize(images, **norm), samples)
+            return sum(v for k, v in losses.items() if 'loss' in k).float() * scale
+
+        with frozen_bn_stats(model):
+            return self.perturbation.perturb(rgb, seg_loss, steps=self.ascent_steps,
+                                             num_styles=self.num_styles, generator=self._gen)
+
+    def score_batches(self, model, batches, runner=None):
+        """Scores of a model on given batches, outside a training run.
+
+        The same pass as training's refresh (observers, styles, positions),
+        for analyses (``benchmarks/unit_shift.py``, ``stats_stability.py``).
+
+        Args:
+            model (nn.Module): Bare segmentor.
+            batches (Iterable[dict]): Raw batches (``inputs``, ``data_samples``).
+            runner (object, optional): Supplies ``optim_wrapper`` (autocast);
+                None: plain precision.
+
+        Returns:
+            dict: Layer name -> ``{'unary', 'binary', 'unary_norm', 'binary_norm', 'w'}``.
+        """
+        runner = runner if runner is not None else _Offline(model)
+        if self.perturbation is None:
+            self.perturbation = build_perturbation(self._perturbation_cfg or
+                                                   dict(type='AdvStyle'))
+        self.stats = SensitivityStatistics()
+        self.attach(model)
+        try:
+            for i, batch in enumerate(batches):
+                self.collect(runner, batch, i)
+        finally:
+            self.detach()
+        return self.stats.scores(self.lam)
 
     def refresh(self, runner):
         """All-reduce the sums, compute scores and omega, reset the sums.
@@ -262,7 +359,7 @@ class SensitivityStatisticsHook(Hook):
                        for k, d in self.stats.scores(self.lam).items()}
         self.omega = {k: v.detach().cpu() for k, v in self.stats.sparsity_weights(
             self.lam, self.eps, self.omega_scope).items()}
-        self.stats.reset()
+        self.stats.decay_(self.decay)
         self.refreshes += 1
         self.publish(runner)
         if self.scores:

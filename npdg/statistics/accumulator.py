@@ -99,6 +99,24 @@ class SensitivityAccumulator:
         for value in self._sums.values():
             value.zero_()
 
+    def decay_(self, factor: float) -> None:
+        """Multiply every sum by ``factor`` (an exponentially weighted estimate).
+
+        Every score is a ratio of sums (means, variances, correlations), so
+        scaling all of them by the same factor keeps the current scores and
+        gives the samples seen so far weight ``factor`` against new ones.
+        ``factor = 0`` is :meth:`reset`, ``factor = 1`` keeps everything
+        (a cumulative estimate).
+
+        Args:
+            factor (float): In [0, 1].
+        """
+        if not 0.0 <= float(factor) <= 1.0:
+            raise ValueError(f'SensitivityAccumulator.decay_: factor must be in [0, 1], '
+                             f'got {factor!r}.')
+        for value in self._sums.values():
+            value.mul_(float(factor))
+
     def _check_input(self, x: torch.Tensor) -> None:
         """Validate an update tensor.
 

@@ -139,6 +139,15 @@ class SensitivityStatistics:
         for acc in self._layers.values():
             acc.reset()
 
+    def decay_(self, factor: float) -> None:
+        """Scale every layer's sums by ``factor`` (see ``SensitivityAccumulator.decay_``).
+
+        Args:
+            factor (float): In [0, 1]; 0 resets, 1 keeps a cumulative estimate.
+        """
+        for acc in self._layers.values():
+            acc.decay_(factor)
+
     def state_dict(self) -> Dict[str, Dict[str, torch.Tensor]]:
         """Sums of every layer for checkpoints (tensors in plain dicts).
 
