@@ -97,8 +97,17 @@ class _FixedImportance(Importance):
     def __init__(self, low):
         self.low = low
 
-    def __call__(self, units):
+    def __call__(self, units, context=None):
         return _scores_with([units], self.low)[0]
+
+
+def test_a_criterion_without_the_context_argument_is_refused_by_name():
+    class OldCriterion(Importance):
+        def __call__(self, units):
+            return torch.ones(units.num_units)
+
+    with pytest.raises(TypeError, match=r'OldCriterion.__call__ must take \(units, context\)'):
+        UnitPruner(importance=OldCriterion())
 
 
 def test_threshold_shortfall_warns_and_fills_or_errors(monkeypatch):
@@ -187,3 +196,36 @@ def test_zero_initialised_scales_are_warned_about(monkeypatch):
     SensitivitySparsityHook(s=1e-2).before_train(runner)
     assert any('2 of 4 unit scales are exactly 0' in m and 'zero_init_residual=False' in m
                for m in logged)
+
+
+def test_prune_record_counts_scales_at_zero_against_what_is_removed():
+    model = build(deeplab_r18_cfg())
+    bn = model.backbone.layer1[0].bn1
+    with torch.no_grad():
+        bn.weight[:5] = 0.0
+    pruner = UnitPruner(importance=dict(type='BNScaleImportance'), threshold=None)
+    result = pruner.step(model, 3)
+    (entry, ) = [e for e in result.layers if e['name'] == 'backbone.layer1.0.conv1']
+    assert entry['zero_scales'] == 5 and entry['zero_scales_removed'] == 3
+    assert sum(e.get('zero_scales', 0) for e in result.layers) == 5
+
+
+def test_unit_costs_match_a_hand_count_and_steer_the_flops_aware_ranking():
+    from npdg.pruning.cost import unit_costs
+    model = build(deeplab_r18_cfg())
+    graph, units = collect_units(model)
+    costs = dict(zip([u.name for u in units], unit_costs(model, graph, units, (3, 64, 64))))
+    # layer1.0.conv1 (3x3, 64 -> 64 at 16x16 for a 64x64 input): one output channel of it
+    # and one input channel of layer1.0.conv2
+    conv1, conv2 = model.backbone.layer1[0].conv1, model.backbone.layer1[0].conv2
+    hw = 16 * 16
+    assert costs['backbone.layer1.0.conv1'] == (conv1.weight[0].numel() + conv2.weight[:, 0].numel()) * hw
+    # equal scores everywhere: the FLOPs-aware ranking removes the most expensive units first
+    class Flat(Importance):
+        def __call__(self, units, context=None):
+            return torch.ones(units.num_units)
+    aware = UnitPruner(importance=Flat(), threshold=None, min_keep_ratio=0.5, flops_aware=True)
+    result = aware.step(copy.deepcopy(model), 10)
+    removed = [e['name'] for e in result.layers if e['removed']]
+    costliest = max(costs, key=costs.get)
+    assert removed == [costliest]

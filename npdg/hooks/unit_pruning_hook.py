@@ -87,6 +87,9 @@ class UnitPruningHook(Hook):
         flops_shape (tuple): (C, H, W) at which FLOPs are reported.
         reset_optimizer_state (bool): Drop, instead of slice, the optimizer
             state of pruned parameters.
+        flops_aware (bool): Rank by score per FLOPs a unit's removal saves
+            (relative to the mean unit, counted at ``flops_shape``;
+            :class:`npdg.pruning.UnitPruner`).
         scope (str): ``'global'`` ranking over all layers or ``'layer'``
             (the same share of every layer, ranked within it).
         schedule (str): Over several prune steps: ``'linear'`` (equal
@@ -102,7 +105,8 @@ class UnitPruningHook(Hook):
                  round_to=None, unit_types=('channel', 'head'),
                  trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
                  reset_optimizer_state=False, target_flops_ratio=None, shortfall='ratio',
-                 scope='global', schedule='linear', scoring=None, priority='LOW'):
+                 scope='global', schedule='linear', scoring=None, flops_aware=False,
+                 priority='LOW'):
         if target_flops_ratio is not None:
             if ratio is not None:
                 raise ValueError('UnitPruningHook: give either ratio or target_flops_ratio, '
@@ -138,12 +142,14 @@ class UnitPruningHook(Hook):
                              importance=dict(importance), min_keep=min_keep,
                              min_keep_ratio=min_keep_ratio, round_to=round_to,
                              unit_types=unit_types, scope=scope, schedule=schedule,
+                             flops_aware=bool(flops_aware),
                              scoring={k: v for k, v in self.scoring.items()
                                       if k != 'target_dataset'},
                              reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
                                  'channel' in unit_types, 'head' in unit_types, trace_shape,
-                                 shortfall, scope, widths='width' in unit_types)
+                                 shortfall, scope, widths='width' in unit_types,
+                                 flops_aware=flops_aware, cost_shape=flops_shape)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority
@@ -292,6 +298,12 @@ class UnitPruningHook(Hook):
             f'{before["params"] / 1e6:.3f} M -> {after["params"] / 1e6:.3f} M '
             f'(input {shape}); selection {digest} identical on {get_world_size()} rank(s)',
             logger='current')
+        zero = sum(entry.get('zero_scales', 0) for entry in result.layers)
+        if zero:
+            print_log(f'[npdg] {zero} units had every scale at exactly 0 before this step '
+                      f'({sum(e.get("zero_scales_removed", 0) for e in result.layers)} of them '
+                      f'removed; per layer: zero_scales / zero_scales_removed in '
+                      'pruning/pruning_report.json)', logger='current')
         entry = dict(iter=done, step=step, removed=result.removed, total=result.total,
                      budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
                      params_before=before['params'], params_after=after['params'],

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads, sync_embed_dims
+from .cost import cost_weighted, unit_costs
 from .optimizer_sync import PruningRecorder
 from .selection import select_units, select_units_per_layer
 from .units import collect_units
@@ -46,6 +47,51 @@ def _same_on_every_rank(scores):
     return box[0]
 
 
+def zero_scale_units(units):
+    """Which units have every scale at exactly 0 (None for units without scales).
+
+    A channel unit's scales are the BN weights of its coupled group (all must
+    be 0), a head's its gate. Sparse training's proximal shrink sets scales
+    to exactly 0; the prune report compares their count with what the budget
+    removes.
+
+    Args:
+        units (ChannelUnits | HeadUnits): One layer's units.
+
+    Returns:
+        Tensor | None: (num_units,) bool.
+    """
+    if units.kind == 'head':
+        return units.module.head_gate.detach().cpu() == 0
+    if not getattr(units, 'bns', None):
+        return None
+    return units.gather(lambda name, bn: bn.weight.abs(), reduction='max') == 0
+
+
+def check_signature(importance):
+    """A criterion must be callable as ``importance(units, context)``.
+
+    Args:
+        importance (Importance): The built criterion.
+
+    Returns:
+        Importance: ``importance``.
+
+    Raises:
+        TypeError: For a criterion with the old ``__call__(self, units)``,
+            naming the class and the fix.
+    """
+    try:
+        inspect.signature(importance.__call__).bind(object(), None)
+    except TypeError:
+        raise TypeError(
+            f'{type(importance).__name__}.__call__ must take (units, context): npdg hands '
+            'every criterion the step\'s scoring context (npdg.importance.ScoringContext). '
+            'Write it as `def __call__(self, units, context=None)` (a criterion that needs '
+            'no data ignores the context).') from None
+    return importance
+
+
 class ThresholdShortfallError(RuntimeError):
     """The threshold left fewer candidates than the budget (``shortfall='error'``)."""
 
@@ -78,6 +124,12 @@ class UnitPruner:
             the layers' sizes).
         widths (bool): Prune channel groups without BN too (Mix-FFN hidden
             channels, embedding widths; grouped global pruning).
+        flops_aware (bool): Rank by score per relative cost: each unit's
+            score is divided by what removing it saves (multiply-accumulates
+            at ``cost_shape``, :mod:`npdg.pruning.cost`) over the mean unit's
+            saving. The absolute threshold does not apply to such ratios.
+        cost_shape (tuple, optional): (C, H, W) at which costs are counted
+            (``trace_shape`` when None).
     """
 
     SHORTFALL_POLICIES = ('ratio', 'error')
@@ -85,7 +137,8 @@ class UnitPruner:
 
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
-                 trace_shape=(3, 64, 64), shortfall='ratio', scope='global', widths=False):
+                 trace_shape=(3, 64, 64), shortfall='ratio', scope='global', widths=False,
+                 flops_aware=False, cost_shape=None):
         if shortfall not in self.SHORTFALL_POLICIES:
             raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
                              f'got {shortfall!r}.')
@@ -93,12 +146,7 @@ class UnitPruner:
             raise ValueError(f'UnitPruner: scope must be one of {self.SCOPES}, got {scope!r}.')
         self.shortfall = shortfall
         self.scope = scope
-        self.importance = build_importance(importance)
-        # criteria written before the scoring context take ``(units)`` only
-        params = inspect.signature(self.importance.__call__).parameters.values()
-        self._takes_context = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                                  for p in params) >= 2 or \
-            any(p.kind == p.VAR_POSITIONAL for p in params)
+        self.importance = check_signature(build_importance(importance))
         self.threshold = threshold
         self.min_keep, self.min_keep_ratio = int(min_keep), float(min_keep_ratio)
         self.round_to = round_to
@@ -113,6 +161,8 @@ class UnitPruner:
                 'statistics. Use a weight or gradient criterion (L1, L2, Taylor, Hessian, '
                 "random, domain-risk variance) or drop 'width' from unit_types.")
         self.trace_shape = tuple(trace_shape)
+        self.flops_aware = bool(flops_aware)
+        self.cost_shape = tuple(cost_shape) if cost_shape is not None else self.trace_shape
 
     def units(self, segmentor, remember=True):
         """The units of the segmentor's current structure (traced once per structure).
@@ -161,7 +211,7 @@ class UnitPruner:
             context.units = units
         scores = []
         for u in units:
-            value = self.importance(u, context) if self._takes_context else self.importance(u)
+            value = self.importance(u, context)
             s = torch.as_tensor(value, dtype=torch.float64).flatten()
             if s.numel() != u.num_units or not torch.isfinite(s).all():
                 raise ValueError(f'{type(self.importance).__name__} gave {s.numel()} scores '
@@ -190,7 +240,8 @@ class UnitPruner:
         Raises:
             ThresholdShortfallError: With ``shortfall='error'``.
         """
-        threshold = self.threshold if getattr(self.importance, 'uses_threshold', False) else None
+        threshold = self.threshold if getattr(self.importance, 'uses_threshold', False) \
+            and not self.flops_aware else None
         args = (self.min_keep, self.min_keep_ratio, self.round_to)
         chosen = self._select(units, scores, budget, threshold, args)
         taken = sum(len(c) for c in chosen)
@@ -231,12 +282,19 @@ class UnitPruner:
         graph, units = self.units(segmentor, remember=final)
         if scores is None:
             scores = self.score(units, context)
-        chosen, shortfall = self.choose(units, scores, budget)
+        ranking = scores
+        if self.flops_aware:
+            ranking = cost_weighted(scores, unit_costs(segmentor, graph, units, self.cost_shape))
+        chosen, shortfall = self.choose(units, ranking, budget)
         result = PruneResult(total=sum(u.num_units for u in units), shortfall=shortfall)
         for u, s, idxs in zip(units, scores, chosen):
+            zero = zero_scale_units(u)
             entry = dict(name=u.name, kind=u.kind, units_before=u.num_units,
                          units_after=u.num_units - len(idxs), removed=list(idxs),
                          importance=[float(v) for v in s])
+            if zero is not None:  # units whose every scale is exactly 0 (sparse training)
+                entry.update(zero_scales=int(zero.sum()),
+                             zero_scales_removed=int(zero[list(idxs)].sum()) if idxs else 0)
             if extra_scores is not None:
                 entry.update({k: [float(x) for x in v] for k, v in extra_scores(u).items()})
             result.layers.append(entry)
