@@ -17,6 +17,12 @@ here, each only where it exists:
   npdg's trust model (:mod:`npdg.utils.checkpoint_io`): full unpickling only
   for files npdg wrote (recorded when mmengine's ``save_checkpoint`` writes
   them) or the user named; torch's safe loader for anything else.
+* **mmengine writes checkpoints in place and ``last_checkpoint`` as an
+  absolute path.** Local checkpoints are saved atomically (temporary file,
+  fsync, rename) before they are recorded as trusted, and ``last_checkpoint``
+  names the file relative to the work dir; mmengine's auto-resume resolves it
+  against the work dir and never follows a name outside it silently
+  (:mod:`npdg.utils.resume`).
 * **mmengine loads a pruned checkpoint partly.** ``_load_checkpoint_to_model``
   is wrapped to rebuild a checkpoint's pruned structure first and load it
   strictly, and ``Runner.register_hooks`` to add ``PrunedCheckpointHook``
@@ -192,13 +198,27 @@ def _wrap(module, name, make):
     return True
 
 
+def _local_file(filename, file_client_args=None, backend_args=None):
+    """Whether mmengine would write ``filename`` to the local disk."""
+    if '://' in str(filename):
+        return False
+    if file_client_args is not None and file_client_args.get('backend', 'disk') not in (
+            'disk', 'local'):
+        return False
+    return backend_args is None or backend_args.get('backend', 'local') == 'local'
+
+
 def install_checkpoint_recording() -> bool:
-    """Record every local checkpoint mmengine saves as written by npdg.
+    """Save every local checkpoint atomically and record it as written by npdg.
 
     Wraps ``mmengine.runner.checkpoint.save_checkpoint`` (and the name the
-    Runner imported) so that, after a local save, the file's SHA-256 goes to
-    ``.npdg_trusted.json`` beside it (:func:`npdg.utils.checkpoint_io.
-    record_trusted`). Checked against mmengine 0.10.x.
+    Runner imported): a local file is written by mmengine's own code to a
+    temporary file beside it (``<name>.tmp-<pid>``), which is fsynced and
+    renamed over the target (:func:`npdg.utils.checkpoint_io.atomic_path`), so
+    a kill mid-save leaves the previous file, never a half-written one; then
+    the file's SHA-256 goes to ``.npdg_trusted.json`` beside it
+    (:func:`npdg.utils.checkpoint_io.record_trusted`). Checked against
+    mmengine 0.10.x.
 
     Returns:
         bool: True when installed now.
@@ -208,15 +228,67 @@ def install_checkpoint_recording() -> bool:
 
     def make(original):
         def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
-            original(checkpoint, filename, file_client_args=file_client_args,
-                     backend_args=backend_args)
-            if '://' not in str(filename) and osp.isfile(filename):
-                from npdg.utils.checkpoint_io import record_trusted
-                record_trusted(filename)
+            if not _local_file(filename, file_client_args, backend_args):
+                return original(checkpoint, filename, file_client_args=file_client_args,
+                                backend_args=backend_args)
+            from npdg.utils.checkpoint_io import atomic_path, record_trusted
+            with atomic_path(str(filename)) as tmp:
+                original(checkpoint, tmp, file_client_args=file_client_args,
+                         backend_args=backend_args)
+            record_trusted(str(filename))
         return save_checkpoint
 
     done = _wrap(ckpt_module, 'save_checkpoint', make)
     runner_module.save_checkpoint = ckpt_module.save_checkpoint
+    return done
+
+
+def install_work_dir_resume() -> bool:
+    """Resume a work dir from its own files, also through mmengine's auto-resume.
+
+    * ``CheckpointHook._save_checkpoint_with_step`` (the one place that writes
+      ``last_checkpoint``) is followed by :func:`npdg.utils.resume.
+      write_last_checkpoint`: a name relative to the work dir, so that a
+      moved or copied work dir resumes from its own checkpoints;
+    * ``find_latest_checkpoint`` (``Runner`` with ``resume=True`` and no
+      ``load_from``) becomes :func:`npdg.utils.resume.find_resume_checkpoint`:
+      relative names resolve against the work dir, and a name outside it is
+      not followed silently (the work dir's own file is used, and the reason
+      logged).
+
+    Checked against mmengine 0.10.x.
+
+    Returns:
+        bool: True when installed now.
+    """
+    import logging
+
+    from mmengine.hooks import CheckpointHook
+    from mmengine.runner import checkpoint as ckpt_module
+    from mmengine.runner import runner as runner_module
+
+    def make_save(original):
+        def _save_checkpoint_with_step(self, runner, step, meta):
+            original(self, runner, step, meta)
+            from mmengine.dist import is_main_process
+            if is_main_process():
+                from npdg.utils.resume import write_last_checkpoint
+                write_last_checkpoint(runner.work_dir, self.last_ckpt)
+        return _save_checkpoint_with_step
+
+    def make_find(original):
+        def find_latest_checkpoint(path):
+            from mmengine.logging import print_log
+            from npdg.utils.resume import find_resume_checkpoint
+            found, note = find_resume_checkpoint(path)
+            if note:
+                print_log(note, logger='current', level=logging.WARNING)
+            return found
+        return find_latest_checkpoint
+
+    done = _wrap(CheckpointHook, '_save_checkpoint_with_step', make_save)
+    _wrap(ckpt_module, 'find_latest_checkpoint', make_find)
+    runner_module.find_latest_checkpoint = ckpt_module.find_latest_checkpoint
     return done
 
 
@@ -387,6 +459,7 @@ def apply() -> None:
     install_mmcv_ops_standin()
     install_trusted_checkpoint_loader()
     install_checkpoint_recording()
+    install_work_dir_resume()
     install_pruned_checkpoint_loading()
     install_cpu_distributed_launcher()
     install_settings_resolution()

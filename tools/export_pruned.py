@@ -43,7 +43,8 @@ from mmengine.runner.checkpoint import weights_to_cpu  # noqa: E402
 from npdg.deploy import PARITY_RTOL  # noqa: E402
 from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E402
                                     load_pruned_checkpoint)
-from npdg.utils.checkpoint_io import GUARD_KEY, PrunedModelGuard, save_trusted  # noqa: E402
+from npdg.utils.checkpoint_io import (GUARD_KEY, PrunedModelGuard, atomic_write,  # noqa: E402
+                                     save_trusted)
 from npdg.utils.config import load_config  # noqa: E402
 from npdg.utils.model import build_segmentor  # noqa: E402
 
@@ -218,8 +219,10 @@ def export(config, checkpoint, out_dir, name=None, cfg_options=None):
     os.makedirs(out_dir, exist_ok=True)
     ckpt_path = osp.join(out_dir, f'{name}_slim.pth')
     cfg_path = osp.join(out_dir, f'{name}_config.py')
+    # Both written atomically (temporary file, fsync, rename): a kill leaves no half file.
     save_trusted(slim_checkpoint(model, ckpt, built), ckpt_path)
-    export_config(cfg).dump(cfg_path)
+    with atomic_write(cfg_path, 'w') as f:
+        f.write(export_config(cfg).pretty_text)
     return ckpt_path, cfg_path
 
 

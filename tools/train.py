@@ -5,6 +5,16 @@ Example:
     python tools/train.py CONFIG --resume            # latest checkpoint in work dir
     python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
     python tools/train.py CONFIG --amp               # fp16 on CUDA, bfloat16 on the CPU
+
+--resume reads the checkpoint before the run starts (npdg.utils.resume): it
+is taken from the work dir itself (``last_checkpoint`` names it relative to
+the work dir; one outside it, as in a copied work dir, is not followed); a
+damaged one gives way to the newest intact checkpoint with a warning
+(``resume_damaged='error'``: stop instead); and a changed setting whose effect
+the checkpoint already fixed (the ratio of a prune that is done, the sparsity
+of a finished sparse phase, ...) stops the run before it writes anything
+(``resume_settings='warn'``: continue with a warning). Both are config
+options, e.g. ``--cfg-options resume_settings=warn``.
 """
 import argparse
 import logging
@@ -21,6 +31,7 @@ from mmseg.registry import RUNNERS  # noqa: E402
 
 from npdg.utils.config import (add_common_args, check_eval_datasets, ensure_hook,  # noqa: E402
                                load_config)
+from npdg.utils.resume import check_resume_settings, resolve_resume, resume_option  # noqa: E402
 from npdg.utils.workdir_lock import WorkDirLock  # noqa: E402
 
 
@@ -62,6 +73,36 @@ def shutdown_distributed():
         dist.destroy_process_group()
 
 
+def prepare_resume(cfg, explicit=None):
+    """Choose and check the checkpoint of ``--resume`` before the run starts.
+
+    The file is resolved in the work dir (:func:`npdg.utils.resume.
+    resolve_resume`), read once (a damaged one falls back or stops, as
+    ``resume_damaged`` says), and its settings are compared with the run's
+    (with ``resume_settings='error'`` a conflict stops here, before the
+    Runner dumps its config into the work dir). ``cfg.load_from`` is then set
+    to the file, so mmengine resumes exactly from it.
+
+    Args:
+        cfg (mmengine.Config): The resolved config; changed in place.
+        explicit (str, optional): ``--resume PATH``; None: the latest.
+    """
+    path, checkpoint, notes = resolve_resume(cfg.work_dir, explicit,
+                                             resume_option(cfg, 'resume_damaged'))
+    for note in notes:
+        print_log(note, logger='current', level=logging.WARNING)
+    if path is None:
+        print_log(f'[npdg] --resume: no checkpoint in {cfg.work_dir} yet; training from the '
+                  'start.', logger='current', level=logging.WARNING)
+        cfg.resume, cfg.load_from = False, None
+        return
+    print_log(f'[npdg] --resume: resuming from {path}', logger='current')
+    if checkpoint is not None and resume_option(cfg, 'resume_settings') == 'error':
+        # raises on a conflict; the run's PrunedCheckpointHook logs the rest
+        check_resume_settings(cfg, checkpoint, path, 'error', cfg.work_dir, log=False)
+    cfg.resume, cfg.load_from = True, path
+
+
 def main():
     args = parse_args()
     flush_denormals()  # CPU speed (npdg.compat.flush_denormals)
@@ -71,17 +112,15 @@ def main():
     # bit-exact resume; pruned checkpoints rebuilt and loaded strictly
     ensure_hook(cfg, 'RNGStateHook')
     ensure_hook(cfg, 'PrunedCheckpointHook')
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    for key in ('resume_settings', 'resume_damaged'):
+        resume_option(cfg, key)  # a bad value fails now
     # The val (source) and test (target) sets are checked now, not after training.
     check_eval_datasets(cfg)
     # One run per work dir: a second run into it refuses to start (a crashed
     # run's lock is detected by its dead PID and taken over).
     with WorkDirLock(cfg.work_dir):
+        if args.resume is not None:
+            prepare_resume(cfg, None if args.resume == 'auto' else args.resume)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
     shutdown_distributed()

@@ -12,8 +12,8 @@ mean) / std``, the values are written into the model's metadata); output:
 logits with PyTorch's on the same (real) image; :func:`parity_input` prepares
 that image the way the config's test pipeline and data preprocessor do.
 """
+import io
 import json
-import os
 import os.path as osp
 import warnings
 from typing import Dict, Optional, Sequence
@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from npdg.analysis.inference_path import InferencePath
+from npdg.utils.checkpoint_io import atomic_write
 
 #: ONNX opset of the export (onnxruntime >= 1.14 runs it).
 OPSET = 17
@@ -124,24 +125,25 @@ def export_onnx(model: nn.Module,
     if dynamic:
         axes = {name: {0: 'batch', 2: 'height', 3: 'width'}
                 for name in ('input', 'logits')}
-    if osp.dirname(path):
-        os.makedirs(osp.dirname(path), exist_ok=True)
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript exporter warns about its deprecation in favour of
         # dynamo=True, which needs onnxscript; it is still the one that
         # exports mmseg's models without extra dependencies.
         warnings.simplefilter('ignore')
         with torch.no_grad():
-            torch.onnx.export(wrapper, (example, ), path, dynamo=False,
+            torch.onnx.export(wrapper, (example, ), buffer, dynamo=False,
                               opset_version=opset, input_names=['input'],
                               output_names=['logits'], dynamic_axes=axes,
                               do_constant_folding=True)
-    proto = onnx.load(path)
+    proto = onnx.load_from_string(buffer.getvalue())
     props = dict(preprocessing_metadata(model), **(metadata or {}))
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
-    onnx.save(proto, path)
+    # All or nothing (temporary file, fsync, rename): a kill leaves no half file.
+    with atomic_write(path) as f:
+        f.write(proto.SerializeToString())
     return path
 
 

@@ -1,10 +1,15 @@
 """Hook that saves a pruned model's structure and rebuilds it on load."""
+import copy
+import os.path as osp
+
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 
 from mmseg.registry import HOOKS
 from ..analysis.inference_path import unwrap_model
 from ..pruning.structure import add_structure, fit_model_to_checkpoint
+from ..utils import resume as resume_utils
 from ..utils.checkpoint_io import GUARD_KEY, PrunedModelGuard
 
 
@@ -50,6 +55,20 @@ class PrunedCheckpointHook(Hook):
     In val/test a DDP wrapper is kept: its ``val_step``/``test_step`` call
     the inner module directly and never use the stale reducer.
 
+    **What ran** (:mod:`npdg.utils.resume`): every checkpoint also carries the
+    run's settings (``meta['npdg_settings']``: the custom hooks' effective
+    arguments, the config's named settings and the run's history, one segment
+    per resume), and ``<work_dir>/settings_ran.json`` is rewritten at the start
+    and at every save. On resume the new run's settings are compared with the
+    checkpoint's first: a setting whose effect the checkpoint already fixed (a
+    done prune step's ratio, the sparsity of a finished sparse phase, ...)
+    stops the run with :class:`npdg.utils.resume.ResumeSettingsError`, or,
+    with ``resume_settings='warn'`` in the config, warns, and the work dir's
+    dumped config is annotated with what did not take effect. Paths of the
+    message hub that point into another run's folder (a copied work dir) are
+    re-pointed at this work dir, so that the checkpoint hook never deletes the
+    other run's files.
+
     When the saved model's tensors differ from the ones its config built
     (pruned, or attention converted), the checkpoint also carries a
     :class:`npdg.utils.checkpoint_io.PrunedModelGuard`, so that tools that
@@ -72,6 +91,7 @@ class PrunedCheckpointHook(Hook):
         self.check_unstructured = check_unstructured
         self.priority = priority
         self._built_shapes = None
+        self._settings = None
 
     @staticmethod
     def _shapes(runner):
@@ -86,6 +106,32 @@ class PrunedCheckpointHook(Hook):
         """
         if self._built_shapes is None:
             self._built_shapes = self._shapes(runner)
+        self._settings = resume_utils.settings_record(runner.cfg)
+        load_from = getattr(runner, '_load_from', None)
+        if load_from and not getattr(runner, '_resume', False):
+            self._settings['history'][0]['load_from'] = load_from  # fine-tuned from it
+
+    def before_train(self, runner):
+        """Record what this run starts with (``settings_ran.json``).
+
+        Args:
+            runner (Runner): The runner (after any resume).
+        """
+        self._write_settings(runner)
+
+    def after_train(self, runner):
+        """Record where the run ended.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        if self._settings is not None:
+            self._settings['history'][-1]['to_iter'] = runner.iter
+        self._write_settings(runner)
+
+    def _write_settings(self, runner):
+        if self._settings is not None and is_main_process():
+            resume_utils.write_settings_ran(runner.work_dir, self._settings)
 
     def before_save_checkpoint(self, runner, checkpoint):
         """Add the structure (and, for a changed model, the guard) to the checkpoint.
@@ -95,6 +141,10 @@ class PrunedCheckpointHook(Hook):
             checkpoint (dict): The checkpoint about to be saved.
         """
         add_structure(checkpoint, runner.model)
+        if self._settings is not None:
+            self._settings['history'][-1]['to_iter'] = checkpoint['meta'].get('iter')
+            checkpoint['meta'][resume_utils.SETTINGS_KEY] = copy.deepcopy(self._settings)
+            self._write_settings(runner)
         if self._built_shapes is not None and self._shapes(runner) != self._built_shapes:
             # First in the file, so that any loader without npdg stops on it.
             items = [(k, v) for k, v in checkpoint.items() if k != GUARD_KEY]
@@ -112,7 +162,11 @@ class PrunedCheckpointHook(Hook):
         Raises:
             RuntimeError: If any tensor shape (or, when ``strict``, any key)
                 of the checkpoint does not match the model.
+            ResumeSettingsError: When resuming with a changed setting whose
+                effect the checkpoint fixed (``resume_settings='error'``).
         """
+        if getattr(runner, '_resume', False):
+            self._check_resume(runner, checkpoint)
         model = unwrap_model(runner.model)
         old_params = dict(model.named_parameters())
         change = fit_model_to_checkpoint(model, checkpoint, strict=self.strict,
@@ -120,6 +174,51 @@ class PrunedCheckpointHook(Hook):
         if change is not None and (change['converted'] or change['resized']):
             self._log_change(runner, change)
             self._sync_runner(runner, change, old_params)
+
+    def _check_resume(self, runner, checkpoint):
+        """Compare settings with the checkpoint's; re-point copied paths."""
+        cfg = runner.cfg
+        mode = resume_utils.resume_option(cfg, 'resume_settings')
+        source = getattr(runner, '_load_from', None) or \
+            f'the latest checkpoint of {runner.work_dir}'
+        changes, self._settings = resume_utils.check_resume_settings(
+            cfg, checkpoint, source, mode, runner.work_dir)
+        if is_main_process():
+            name = osp.basename(cfg.filename) if getattr(cfg, 'filename', None) else \
+                f'{runner.timestamp}.py'
+            resume_utils.annotate_dumped_config(
+                osp.join(runner.work_dir, name), source,
+                (checkpoint.get('meta') or {}).get('iter'), changes)
+        self._repoint_runtime_paths(runner, checkpoint)
+
+    @staticmethod
+    def _repoint_runtime_paths(runner, checkpoint):
+        """Checkpoint paths of the message hub that name another run's folder.
+
+        A copied work dir's checkpoint still holds the original run's
+        ``last_ckpt`` and ``best_ckpt`` paths; CheckpointHook would delete the
+        *original's* best checkpoint when a better one comes. With the
+        default ``out_dir`` they are re-pointed at this work dir.
+        """
+        info = (checkpoint.get('message_hub') or {}).get('runtime_info')
+        last = info.get('last_ckpt') if isinstance(info, dict) else None
+        if not isinstance(last, str) or '://' in last:
+            return
+        hooks = [h for h in getattr(runner, 'hooks', []) if type(h).__name__ == 'CheckpointHook']
+        if not hooks or getattr(hooks[0], 'out_dir', None) not in (None, runner.work_dir):
+            return
+        old_dir = osp.dirname(last)
+        if osp.realpath(old_dir) == osp.realpath(runner.work_dir):
+            return
+        moved = []
+        for key, value in info.items():
+            if (key == 'last_ckpt' or key.startswith('best_ckpt')) and \
+                    isinstance(value, str) and osp.dirname(value) == old_dir:
+                info[key] = osp.join(runner.work_dir, osp.basename(value))
+                moved.append(key)
+        if moved:
+            runner.logger.info(f'[npdg] the checkpoint was written in {old_dir}: '
+                               f'{", ".join(moved)} re-pointed into {runner.work_dir}.')
 
     @staticmethod
     def _log_change(runner, change):

@@ -34,6 +34,8 @@ RUNNER_KEYS = frozenset({
     'tta_pipeline', 'val_cfg', 'val_dataloader', 'val_evaluator', 'vis_backends', 'visualizer',
     'work_dir', 'find_unused_parameters',
 })
+# Top-level options npdg's own code reads (npdg.utils.resume.RESUME_OPTIONS).
+NPDG_KEYS = frozenset({'resume_settings', 'resume_damaged'})
 # Common config variables that are close to a Runner key on purpose.
 COMMON_VARIABLES = frozenset({'train_pipeline', 'test_pipeline', 'val_pipeline', 'models'})
 # MMSeg 0.x keys that MMSeg 1.x / mmengine silently ignore.
@@ -194,9 +196,9 @@ def readable_keys(cfg, read_keys=()):
         read_keys (Iterable[str]): More keys the caller reads itself.
 
     Returns:
-        set[str]: Runner keys, referenced settings and ``read_keys``.
+        set[str]: Runner keys, npdg's options, referenced settings and ``read_keys``.
     """
-    return set(RUNNER_KEYS) | set(find_references(cfg)) | set(read_keys)
+    return set(RUNNER_KEYS) | set(NPDG_KEYS) | set(find_references(cfg)) | set(read_keys)
 
 
 def split_overrides(configs, cfg_options, read_keys=()):
@@ -304,7 +306,8 @@ def check_top_level_keys(cfg, source='the config'):
         SettingsError: Naming the key and the key it probably meant.
     """
     for key in cfg.keys():
-        if key in RUNNER_KEYS or key in COMMON_VARIABLES or key.startswith('_'):
+        if key in RUNNER_KEYS or key in NPDG_KEYS or key in COMMON_VARIABLES or \
+                key.startswith('_'):
             continue
         if key in LEGACY_KEYS:
             raise SettingsError(

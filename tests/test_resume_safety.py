@@ -1,0 +1,311 @@
+"""Resumes that run what they record (issue 17, sections 1-3).
+
+1. A changed setting whose effect the checkpoint already fixed (a prune that
+   is done, a sparse phase that is over) is an error by default, or a loud
+   warning with ``resume_settings='warn'``; the work dir records what ran.
+2. A copied or moved work dir resumes from its own checkpoints
+   (``last_checkpoint`` holds a relative name; an absolute one pointing
+   elsewhere is not followed).
+3. Checkpoints are written atomically (a kill mid-save leaves the previous
+   one intact and no partial file); a damaged latest checkpoint falls back to
+   the newest intact one, or stops naming it, as ``resume_damaged`` says.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import npdg  # noqa: F401
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN = osp.join(ROOT, 'tools', 'train.py')
+NPDG_CFG = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
+# The issue's options, at a small input size.
+Q = ['stats_interval=2', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2',
+     'batch_size=2', 'train_dataloader.num_workers=0',
+     'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+     'test_dataloader.num_workers=0', 'complexity_hook.input_shape=[3,64,64]',
+     'pruning_hook.flops_shape=[3,64,64]', 'default_hooks.logger.interval=1']
+
+
+def train(work, *options, resume=None, cwd, check=True):
+    """tools/train.py on the NPDG demo config; returns (returncode, output)."""
+    args = [sys.executable, TRAIN, NPDG_CFG, '--work-dir', str(work)]
+    if resume is not None:
+        args += ['--resume'] if resume is True else ['--resume', str(resume)]
+    proc = subprocess.run(args + ['--cfg-options', *Q, *options], cwd=cwd,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    out = proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, out[-5000:]
+    return proc.returncode, out
+
+
+@pytest.fixture(scope='module')
+def pruned_run(workspace):
+    """The issue's first run: 6 iterations, pruned (ratio 0.3) after 4, saved at 4 and 6."""
+    work = workspace / 'resume_safety_W'
+    train(work, 'train_cfg.max_iters=6', 'prune_iters=[4]', cwd=workspace)
+    assert (work / 'iter_4.pth').is_file() and (work / 'iter_6.pth').is_file()
+    return work
+
+
+def copy_run(pruned_run, name):
+    dest = pruned_run.parent / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(pruned_run, dest)
+    return dest
+
+
+def dumped_config(work):
+    return (work / 'npdg_deeplab_r18_synthetic.py').read_text()
+
+
+# ------------------------------------------------------------------ 1. settings
+def test_changed_prune_ratio_after_the_prune_is_an_error(pruned_run, workspace):
+    """The issue's second command: prune_ratio=0.5 after the 0.3 prune at 4."""
+    work = copy_run(pruned_run, 'rs_ratio_error')
+    before = dumped_config(work)
+    rc, out = train(work, 'train_cfg.max_iters=10', 'prune_iters=[4]', 'prune_ratio=0.5',
+                    resume=True, cwd=workspace, check=False)
+    assert rc != 0, out[-3000:]
+    assert 'ResumeSettingsError' in out
+    assert 'prune_ratio (UnitPruningHook.ratio): the checkpoint ran 0.3, this run sets 0.5' in out
+    assert 'prune step at iteration 4' in out and "resume_settings='warn'" in out
+    # nothing ran, so the work dir still records the run that did
+    assert dumped_config(work) == before
+    assert not (work / 'iter_8.pth').exists()
+
+
+def test_resume_settings_warn_continues_and_records_what_ran(pruned_run, workspace):
+    work = copy_run(pruned_run, 'rs_ratio_warn')
+    _, out = train(work, 'train_cfg.max_iters=8', 'prune_iters=[4]', 'prune_ratio=0.5',
+                   'resume_settings=warn', resume=True, cwd=workspace)
+    assert 'Iter(train) [8/8]' in out
+    assert 'WARNING' in out and 'the checkpoint ran 0.3, this run sets 0.5' in out
+    ran = json.load(open(work / 'settings_ran.json'))
+    first, second = ran['segments']
+    assert (first['from_iter'], first['to_iter']) == (0, 6)
+    assert (second['from_iter'], second['to_iter']) == (6, 8)
+    change = second['changed']['prune_ratio (UnitPruningHook.ratio)']
+    assert change['checkpoint'] == 0.3 and change['this_run'] == 0.5 and change['fixed']
+    assert 'prune step at iteration 4' in change['effect']
+    # the work dir's config says so too
+    assert 'did NOT take effect' in dumped_config(work)
+    assert 'prune_ratio' in dumped_config(work).split('did NOT take effect')[1]
+
+
+def _resolved(*options):
+    """The demo config with the issue's options and ``options``, resolved (no run)."""
+    import argparse
+    from npdg.utils.config import add_common_args, load_config
+    args = add_common_args(argparse.ArgumentParser()).parse_args(
+        ['--cfg-options', *Q, *options])
+    return load_config(NPDG_CFG, args.cfg_options, work_dir='unused')
+
+
+@pytest.mark.parametrize('at, options, conflicts', [
+    # after the prune at 4 (checkpoint at 6)
+    (6, ['prune_iters=[4]', 'prune_ratio=0.5'], ['prune_ratio (UnitPruningHook.ratio)']),
+    (6, ['prune_iters=[4]', 'lam=1.0'], ['lam (SensitivityStatisticsHook.lam)']),
+    (6, ['prune_iters=[4]', 'sparsity=0.05'], ['sparsity (SensitivitySparsityHook.s)']),
+    (6, ['prune_iters=[4]', 'pruning_hook.unit_types=[channel]'],
+     ['UnitPruningHook.unit_types']),
+    (6, ['prune_iters=[4,8]'], ['prune_iters (UnitPruningHook.prune_iters)']),  # 1 -> 2 steps
+    (6, ['prune_iters=[5]'], ['prune_iters (UnitPruningHook.prune_iters)']),
+    (6, ['prune_iters=[4]', 'train_cfg.max_iters=20', 'stylized_ratio=0.25'], []),
+    # before the prune (checkpoint at 2): everything can still take effect
+    (2, ['prune_iters=[6]', 'prune_ratio=0.5', 'lam=1.0', 'sparsity=0.05'], []),
+    (2, ['prune_iters=[1]'], ['prune_iters (UnitPruningHook.prune_iters)']),  # would never run
+])
+def test_only_settings_the_checkpoint_fixed_conflict(at, options, conflicts):
+    from npdg.utils.resume import resume_changes, settings_record
+    ran = settings_record(_resolved('prune_iters=[4]'))
+    changes = resume_changes(ran, at, _resolved(*options))
+    assert sorted(c['label'] for c in changes if c['fixed']) == sorted(conflicts)
+
+
+def test_checkpoints_without_a_settings_record_are_compared_through_their_config(pruned_run):
+    """Checkpoints written before the record existed still carry mmengine's config."""
+    from npdg.utils.checkpoint_io import load_from_local
+    from npdg.utils.resume import SETTINGS_KEY, checkpoint_record, resume_changes
+    ckpt = load_from_local(str(pruned_run / 'iter_6.pth'))
+    ckpt['meta'].pop(SETTINGS_KEY, None)
+    changes = resume_changes(checkpoint_record(ckpt), 6,
+                             _resolved('prune_iters=[4]', 'prune_ratio=0.5'))
+    assert [c['label'] for c in changes if c['fixed']] == ['prune_ratio (UnitPruningHook.ratio)']
+
+
+# ------------------------------------------------------------------ 2. copied work dir
+def test_last_checkpoint_is_relative_and_mmengine_still_finds_it(pruned_run, tmp_path,
+                                                                  monkeypatch):
+    from mmengine.runner import runner as runner_module
+    assert (pruned_run / 'last_checkpoint').read_text().strip() == 'iter_6.pth'
+    monkeypatch.chdir(tmp_path)  # not the work dir
+    assert runner_module.find_latest_checkpoint(str(pruned_run)) == \
+        str(pruned_run / 'iter_6.pth')
+
+
+def test_copied_work_dir_resumes_from_its_own_checkpoint(pruned_run, workspace):
+    """cp -r W W2; --resume in W2 (last_checkpoint still absolute, as older npdg wrote it)."""
+    work = copy_run(pruned_run, 'rs_copy')
+    (work / 'last_checkpoint').write_text(str(pruned_run / 'iter_6.pth'))
+    original = sorted(os.listdir(pruned_run))
+    stamp = (pruned_run / 'iter_6.pth').stat().st_mtime_ns
+    # more iterations and another val interval: both still take effect
+    _, out = train(work, 'train_cfg.max_iters=8', 'prune_iters=[4]',
+                   'train_cfg.val_interval=4', resume=True, cwd=workspace)
+    assert f'Load checkpoint from {work / "iter_6.pth"}' in out
+    assert f'Load checkpoint from {pruned_run / "iter_6.pth"}' not in out
+    assert 'outside this work dir' in out and str(pruned_run / 'iter_6.pth') in out
+    # the message hub's paths follow (CheckpointHook deletes old best/kept files by them)
+    assert f'last_ckpt re-pointed into {work}' in out
+    assert 'Iter(train) [8/8]' in out and (work / 'iter_8.pth').is_file()
+    assert sorted(os.listdir(pruned_run)) == original
+    assert (pruned_run / 'iter_6.pth').stat().st_mtime_ns == stamp
+    assert (work / 'last_checkpoint').read_text().strip() == 'iter_8.pth'
+
+
+def test_last_checkpoint_outside_without_an_own_copy_is_refused(tmp_path):
+    from npdg.utils.resume import find_resume_checkpoint
+    elsewhere = tmp_path / 'W'
+    elsewhere.mkdir()
+    (elsewhere / 'iter_6.pth').write_bytes(b'x')
+    work = tmp_path / 'W2'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(elsewhere / 'iter_6.pth'))
+    with pytest.raises(FileNotFoundError, match='--resume ' + str(elsewhere / 'iter_6.pth')):
+        find_resume_checkpoint(str(work))
+
+
+# ------------------------------------------------------------------ 3. atomic saves
+CHILD = textwrap.dedent('''
+    import os, sys, time
+    import torch
+    import npdg
+    from mmengine.fileio.backends import local_backend
+    from mmengine.runner.checkpoint import save_checkpoint
+    work, ready = sys.argv[1], sys.argv[2]
+    ckpt = dict(meta=dict(iter=2), state_dict=dict(w=torch.arange(50000.)))
+    save_checkpoint(ckpt, os.path.join(work, 'iter_2.pth'))
+    with open(os.path.join(work, 'last_checkpoint'), 'w') as f:
+        f.write('iter_2.pth')
+    real_put = local_backend.LocalBackend.put
+
+    def blocking_put(self, obj, filepath):
+        # the write of the file itself: half of it, then hang (a kill comes)
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+        open(ready, 'w').write(str(filepath))
+        time.sleep(120)
+
+    local_backend.LocalBackend.put = blocking_put
+    ckpt['meta']['iter'] = 4
+    save_checkpoint(ckpt, os.path.join(work, 'iter_4.pth'))
+''')
+
+
+def test_kill_during_a_save_leaves_the_previous_checkpoint_and_no_partial_file(tmp_path):
+    from npdg.utils.checkpoint_io import MANIFEST, load_from_local
+    work, ready = tmp_path / 'W', tmp_path / 'ready'
+    work.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', CHILD, str(work), str(ready)],
+                             env=dict(os.environ, OMP_NUM_THREADS='1'))
+    try:
+        for _ in range(1200):
+            if ready.exists() or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert ready.exists(), 'the child did not reach the write'
+        time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert not (work / 'iter_4.pth').exists()  # never a half-written checkpoint
+    assert ready.read_text() != str(work / 'iter_4.pth')  # it wrote a temp file instead
+    manifest = json.load(open(work / MANIFEST))
+    assert set(manifest) == {'iter_2.pth'}
+    assert load_from_local(str(work / 'iter_2.pth'))['meta']['iter'] == 2
+    from npdg.utils.resume import resolve_resume
+    path, ckpt, notes = resolve_resume(str(work))
+    assert path == str(work / 'iter_2.pth') and ckpt['meta']['iter'] == 2
+    assert sorted(os.listdir(work)) == sorted([MANIFEST, 'iter_2.pth', 'last_checkpoint'])
+    assert any('temporary' in note for note in notes)  # the stale temp file was removed
+
+
+def test_damaged_checkpoint_error_names_the_file(tmp_path):
+    from npdg.utils.checkpoint_io import DamagedCheckpointError, load_from_local, save_trusted
+    path = str(tmp_path / 'iter_2.pth')
+    save_trusted(dict(meta=dict(iter=2), state_dict=dict(w=torch.arange(50000.))), path)
+    with open(path, 'r+b') as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(DamagedCheckpointError, match=f"'{path}' is damaged or incomplete"):
+        load_from_local(path)
+
+
+def _truncate(path):
+    with open(path, 'r+b') as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def test_resume_falls_back_from_a_truncated_latest_checkpoint(pruned_run, workspace):
+    work = copy_run(pruned_run, 'rs_truncated')
+    _truncate(work / 'iter_6.pth')
+    _, out = train(work, 'train_cfg.max_iters=8', 'prune_iters=[4]', resume=True, cwd=workspace)
+    assert f"'{work / 'iter_6.pth'}' is damaged or incomplete" in out
+    assert f'resuming from {work / "iter_4.pth"}, the newest intact checkpoint' in out
+    assert f'Load checkpoint from {work / "iter_4.pth"}' in out
+    assert 'resumed epoch: 0, iter: 4' in out and 'Iter(train) [8/8]' in out
+
+
+def test_truncated_latest_checkpoint_with_resume_damaged_error(pruned_run, workspace):
+    work = copy_run(pruned_run, 'rs_truncated_error')
+    _truncate(work / 'iter_6.pth')
+    rc, out = train(work, 'train_cfg.max_iters=8', 'prune_iters=[4]', 'resume_damaged=error',
+                    resume=True, cwd=workspace, check=False)
+    assert rc != 0
+    assert f"'{work / 'iter_6.pth'}' is damaged or incomplete" in out
+    assert f'--resume {work / "iter_4.pth"}' in out
+    assert 'PytorchStreamReader' in out  # torch's own words are kept, after npdg's
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from npdg.utils.checkpoint_io import atomic_write
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'old')
+    with pytest.raises(RuntimeError, match='disk full'):
+        with atomic_write(str(path)) as f:
+            f.write(b'new, half')
+            raise RuntimeError('disk full')
+    assert path.read_bytes() == b'old' and os.listdir(tmp_path) == ['model.onnx']
+    with atomic_write(str(path)) as f:
+        f.write(b'new')
+    assert path.read_bytes() == b'new' and os.listdir(tmp_path) == ['model.onnx']
+
+
+def test_save_trusted_records_only_after_the_file_is_complete(tmp_path, monkeypatch):
+    from npdg.utils import checkpoint_io
+    path = str(tmp_path / 'slim.pth')
+    checkpoint_io.save_trusted(dict(state_dict=dict(w=torch.ones(3))), path)
+    old = open(path, 'rb').read()
+
+    def failing_save(obj, f, *args, **kwargs):
+        f.write(b'partial')
+        raise OSError('killed')
+
+    monkeypatch.setattr(torch, 'save', failing_save)
+    with pytest.raises(OSError, match='killed'):
+        checkpoint_io.save_trusted(dict(state_dict=dict(w=torch.zeros(3))), path)
+    assert open(path, 'rb').read() == old and checkpoint_io.is_trusted(path)
+    assert sorted(os.listdir(tmp_path)) == [checkpoint_io.MANIFEST, 'slim.pth']
