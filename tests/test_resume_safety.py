@@ -135,6 +135,14 @@ def test_only_settings_the_checkpoint_fixed_conflict(at, options, conflicts):
     assert sorted(c['label'] for c in changes if c['fixed']) == sorted(conflicts)
 
 
+def test_an_argument_one_npdg_version_lacks_is_not_a_conflict():
+    from npdg.utils.resume import resume_changes, settings_record
+    ran = settings_record(_resolved('prune_iters=[4]'))
+    del ran['hooks']['SensitivityStatisticsHook']['lam']  # as if the hook had no such argument
+    changes = resume_changes(ran, 6, _resolved('prune_iters=[4]'))
+    assert [c['fixed'] for c in changes if c['label'].endswith('.lam)')] == [False]
+
+
 def test_checkpoints_without_a_settings_record_are_compared_through_their_config(pruned_run):
     """Checkpoints written before the record existed still carry mmengine's config."""
     from npdg.utils.checkpoint_io import load_from_local
@@ -309,3 +317,21 @@ def test_save_trusted_records_only_after_the_file_is_complete(tmp_path, monkeypa
         checkpoint_io.save_trusted(dict(state_dict=dict(w=torch.zeros(3))), path)
     assert open(path, 'rb').read() == old and checkpoint_io.is_trusted(path)
     assert sorted(os.listdir(tmp_path)) == [checkpoint_io.MANIFEST, 'slim.pth']
+
+
+def test_a_runner_resume_outside_the_train_tool_is_checked_too(tmp_path):
+    """mmengine's Runner (mmseg's own tools): PrunedCheckpointHook compares the settings."""
+    from mmengine.runner import Runner
+    from conftest import deeplab_r18_cfg, runner_cfg
+    from npdg.utils.resume import ResumeSettingsError
+    hook = dict(type='UnitPruningHook', prune_iters=[2], ratio=0.2, threshold=None,
+                trace_shape=(3, 64, 64), flops_shape=(3, 64, 64))
+    Runner.from_cfg(runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=3, custom_hooks=[hook],
+                               checkpoint_interval=3)).train()
+    assert (tmp_path / 'last_checkpoint').read_text() == 'iter_3.pth'
+    cfg = runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=4,
+                     custom_hooks=[dict(hook, ratio=0.4)])
+    cfg.resume = True
+    with pytest.raises(ResumeSettingsError,
+                       match=r'UnitPruningHook\.ratio: the checkpoint ran 0\.2, this run sets 0\.4'):
+        Runner.from_cfg(cfg).train()

@@ -532,6 +532,9 @@ def resume_changes(record, at, cfg):
                 entry = _schedule_change(old, new, at)
             elif _canon(old) == _canon(new):
                 continue
+            elif _MISSING in (old, new):
+                entry = dict(fixed=False, effect='an argument of another npdg version (not '
+                             'in both runs), so not compared')
             elif fixed is None or arg in rule.get('free', ()):
                 entry = dict(fixed=False, effect=f'takes effect from iteration {at}')
             elif fixed[2] == 'prune':
@@ -559,8 +562,8 @@ def resume_changes(record, at, cfg):
         if name in seen or _canon(old) == _canon(new) or _is_hook(new) or _is_hook(old):
             continue
         changes.append(dict(label=name, checkpoint=old, this_run=new, fixed=False,
-                            effect='not a setting npdg can check; the component that reads '
-                            'it decides whether it takes effect after a resume'))
+                            effect='npdg does not check this one: whether it takes effect '
+                            'after a resume is up to what reads it'))
     return changes
 
 
