@@ -28,8 +28,8 @@ import npdg  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 NPDG_CFG = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
-# The options, at a small input size.
-Q = ['stats_interval=2', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2',
+# The options, at a small input size (one statistics batch per refresh).
+Q = ['stats_interval=2', 'stats_batches=1', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2',
      'batch_size=2', 'train_dataloader.num_workers=0',
      'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
      'test_dataloader.num_workers=0', 'complexity_hook.input_shape=[3,64,64]',
