@@ -307,7 +307,7 @@ def _unreadable(error):
 def _damaged(filename, error):
     """A :class:`DamagedCheckpointError` naming the file (torch's words kept)."""
     said = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    said = said.split(' This is an internal miniz error')[0][:200]
+    said = said.split(' This is an internal miniz error')[0][:200].rstrip('.')
     recorded = _read_manifest(filename).get(osp.basename(filename))
     changed = (' Its content no longer matches what npdg recorded when it wrote the file '
                f'({MANIFEST}).') if recorded is not None else ''
