@@ -88,7 +88,7 @@ def channel_means(model, data_loader, layers, limit=None):
     return {k: v / count[0] for k, v in sums.items()}
 
 
-def npdg_scores(model, data_loader, batches, lam, seed=0, styles='adversarial'):
+def npdg_scores(model, data_loader, batches, lam, seed=0, styles='random'):
     """U, B and w per BN layer from source images, as the training hook computes them."""
     from itertools import islice
 
@@ -106,9 +106,9 @@ def main(argv=None):
     parser.add_argument('--batches', type=int, default=30,
                         help='batches of 2 source images for the NPDG statistics')
     parser.add_argument('--lam', type=float, default=0.4)
-    parser.add_argument('--styles', default='adversarial', choices=['adversarial', 'random'],
+    parser.add_argument('--styles', default='random', choices=['random', 'adversarial'],
                         help='scoring styles of the statistics (the training hook\'s default: '
-                        'adversarial)')
+                        'random)')
     parser.add_argument('--data-root', default=None,
                         help='root of the synthetic domains (default: the config\'s)')
     parser.add_argument('--out', default=osp.join('benchmarks', 'results', 'unit_shift.json'))

@@ -166,7 +166,7 @@ def npdg_demo_run(workspace):
          osp.join(root, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py'),
          '--work-dir', str(work),
          '--cfg-options', 'prune_ratio=0.5', 'lam=1.0', 'prune_iters=[2]', 'max_iters=3',
-         'stats_interval=1', 'batch_size=2', 'train_dataloader.num_workers=0',
+         'stats_interval=1', 'stats_batches=1', 'batch_size=2', 'train_dataloader.num_workers=0',
          'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
          'test_dataloader.num_workers=0', 'default_hooks.checkpoint.interval=3',
          'complexity_hook.input_shape=[3,64,64]', 'pruning_hook.flops_shape=[3,64,64]',

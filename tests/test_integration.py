@@ -104,7 +104,7 @@ def test_distributed_two_cpu_processes_prune_identically(workspace, tmp_path):
     opts = ['max_iters=4', 'batch_size=2',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
-            'stats_interval=2', 'prune_iters=[2]', 'val_dataloader.num_workers=0',
+            'stats_interval=2', 'stats_batches=1', 'prune_iters=[2]', 'val_dataloader.num_workers=0',
             'test_dataloader.num_workers=0']
     proc = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2',
                            '--work-dir', str(work), '--cfg-options', *opts],

@@ -366,7 +366,7 @@ def test_omega_is_normalised_per_layer_by_default():
     model = build(deeplab_r18_cfg()).train()
     runner = _FakeRunner(model)
     hook = SensitivityStatisticsHook(num_images=2, num_styles=3, num_positions=16)
-    assert hook.omega_scope == 'layer' and hook.styles == 'adversarial' and hook.decay == 1.0
+    assert hook.omega_scope == 'layer' and hook.styles == 'random' and hook.decay == 1.0
     hook.perturbation = hook._renderer(runner)
     hook.attach(model)
     hook.collect(runner, _raw_batch(2), iteration=0)

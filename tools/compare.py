@@ -257,7 +257,7 @@ def main():
     parser.add_argument('--out-dir', default=osp.join('benchmarks', 'results', 'compare'))
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides for every run that reads them (a smoke run: '
-                             'max_iters=20 prune_iters=[10] stats_interval=5)')
+                             'max_iters=20 prune_iters=[10] stats_interval=5 stats_batches=1)')
     parser.add_argument('--shard', default=None, metavar='I/N',
                         help='run only runs I, I+N, I+2N, ... of the plan (0-based) and stop '
                              'without tables: N processes with OMP_NUM_THREADS=1 share a '

@@ -27,7 +27,9 @@ prune_ratio = 0.3
 target_flops_ratio = None
 threshold = None
 
-stats_batches = 1
+stats_batches = 8       # batches of 2 images per refresh: rank agreement of two estimates
+#                         >= 0.8 from 8 on (benchmarks/results/stats_stability.md); sums
+#                         accumulate across refreshes
 trace_shape = (3, 64, 64)
 flops_input = (3, 128, 256)
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',

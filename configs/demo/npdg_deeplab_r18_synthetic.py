@@ -23,7 +23,9 @@ prune_ratio = 0.3       # r: fraction of all units (channel groups + heads) remo
 target_flops_ratio = None  # or a FLOPs budget instead of r (with prune_ratio=None)
 threshold = None        # t: only units with |gamma| < t may go (None: ratio only)
 
-stats_batches = 1       # batches of 2 images per statistics refresh
+stats_batches = 8       # batches of 2 images per refresh: rank agreement of two estimates
+#                         >= 0.8 from 8 on (benchmarks/results/stats_stability.md); sums
+#                         accumulate across refreshes
 trace_shape = (3, 64, 64)   # input that traces the dependency graph
 flops_input = (3, 128, 256)  # (C, H, W) at which FLOPs are counted and reported
 # The hooks: configs/_base_/npdg_hooks.py (named, reused by configs/controls/).

@@ -65,7 +65,9 @@ prune_ratio = 0.3
 target_flops_ratio = None  # or a FLOPs budget instead of r (with prune_ratio=None)
 threshold = 0.1
 
-stats_batches = 4       # batches of 2 images per statistics refresh
+stats_batches = 8       # batches of 2 images per refresh: rank agreement of two estimates
+#                         >= 0.8 from 8 on (benchmarks/results/stats_stability.md); sums
+#                         accumulate across refreshes
 trace_shape = (3, 128, 128)   # input that traces the dependency graph
 flops_input = (3, 512, 1024)  # (C, H, W) at which FLOPs are counted and reported
 # The hooks: configs/_base_/npdg_hooks.py (named, reused by configs/controls/).

@@ -211,8 +211,13 @@ class AdaSAPHook(Hook):
         batch = model.data_preprocessor(data_batch, True)
         with training_autocast(runner, model):
             loss = seg_loss(model, batch['inputs'], batch['data_samples'])
-        grads = torch.autograd.grad(loss.float() * loss_scale(runner), list(params.values()),
-                                    allow_unused=True)
+        state = run_state(runner)
+        state.side_pass = True  # gradient hooks of the training step stay out of this pass
+        try:
+            grads = torch.autograd.grad(loss.float() * loss_scale(runner),
+                                        list(params.values()), allow_unused=True)
+        finally:
+            state.side_pass = False
         if not all(g is None or torch.isfinite(g).all() for g in grads):
             return None
         return {n: g for n, g in zip(params, grads)}
@@ -244,6 +249,8 @@ class AdaSAPHook(Hook):
                 self._saved[name] = params[name].detach().clone()
                 params[name].add_(e)
         self._params = params
+        self._state = run_state(runner)
+        self._state.clean_weights = {id(params[n]): v for n, v in self._saved.items()}
         self._bn = contextlib.ExitStack()
         self._bn.enter_context(frozen_bn_stats(model))
         optimizer = runner.optim_wrapper.optimizer
@@ -257,6 +264,8 @@ class AdaSAPHook(Hook):
         for name, value in self._saved.items():
             self._params[name].copy_(value)
         self._saved = {}
+        if getattr(self, '_state', None) is not None:
+            self._state.clean_weights = {}
         if self._bn is not None:
             self._bn.close()
             self._bn = None

@@ -14,6 +14,10 @@ field               written by (when)               read by (when)
 ``prune_iters``     UnitPruningHook (``__init__``   sparsity and AdaSAP hooks
                     via ``before_run``)             (``before_train``)
 ``history``         UnitPruningHook (each prune)    anyone
+``side_pass``       AdaSAPHook (its own gradient    SensitivitySparsityHook
+                    pass)                           (gradient hooks)
+``clean_weights``   AdaSAPHook (while the weights   SensitivitySparsityHook
+                    sit at ``w + eps``)             (the sign of clean gamma)
 ==================  ==============================  ==========================
 
 Ordering is explicit: everything is *published* in ``before_run`` (or
@@ -42,12 +46,20 @@ class NpdgRunState:
         omega (dict): Latest sparsity weights per observed layer.
         prune_iters (list[int]): Iterations after which units are pruned.
         history (list[dict]): One record per prune step done.
+        side_pass (bool): True while a hook takes a gradient of its own
+            (AdaSAP's pass at ``w``): gradient hooks that shape the training
+            step's gradient (the sparsity subgradient) stay out of it.
+        clean_weights (dict): ``id(parameter) -> clean value`` while a hook
+            has moved the weights for the step (AdaSAP's ``w + eps``); a
+            regulariser's gradient is taken at the clean value.
     """
     perturbation: Optional[object] = None
     statistics: Dict = field(default_factory=dict)
     omega: Dict = field(default_factory=dict)
     prune_iters: List[int] = field(default_factory=list)
     history: List[Dict] = field(default_factory=list)
+    side_pass: bool = False
+    clean_weights: Dict = field(default_factory=dict)
     _on_pruned: List[Callable] = field(default_factory=list, repr=False)
 
     def subscribe_pruned(self, callback):

@@ -103,6 +103,7 @@ class SensitivitySparsityHook(Hook):
         self._step_handle = None
         self._watched = None
         self._stepped = None  # under a loss scaler: whether the optimizer stepped
+        self._state = None  # the run's shared state (AdaSAP's side pass, clean weights)
 
     def before_run(self, runner):
         """Convert attention and settle the end iteration.
@@ -143,6 +144,7 @@ class SensitivitySparsityHook(Hook):
             self.detach()
             self._watch_steps(runner)
             return
+        self._state = run_state(runner)
         if set(self._hooked) != set(scales) or any(self._hooked[n] is not p
                                                    for n, p in scales.items()):
             self.attach(scales)
@@ -321,9 +323,13 @@ class SensitivitySparsityHook(Hook):
 
     def _grad_hook(self, name, param):
         def add_subgradient(grad):
-            if not self._active:
-                return grad
-            return grad + self._coef[name] * torch.sign(param.detach())
+            state = self._state
+            if not self._active or (state is not None and state.side_pass):
+                return grad  # another hook's own gradient pass (AdaSAP at w)
+            # at the clean gamma when a hook moved the weights for this step (AdaSAP)
+            clean = state.clean_weights.get(id(param)) if state is not None else None
+            return grad + self._coef[name] * torch.sign(param.detach() if clean is None
+                                                        else clean)
         return add_subgradient
 
     def detach(self):

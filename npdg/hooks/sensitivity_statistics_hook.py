@@ -65,11 +65,15 @@ class SensitivityStatisticsHook(Hook):
     the rank agreement of independent estimates against the number of
     batches). A prune resets them (the layers changed).
 
-    ``styles='adversarial'`` renders the K styles with the perturbation's
-    gradient ascent on the segmentation loss (``ascent_steps`` steps, the
+    ``styles='random'`` (default) draws the K styles as the perturbation's
+    ``sample`` does; ``'adversarial'`` pushes them up the segmentation loss
+    with the perturbation's gradient ascent (``ascent_steps`` steps, the
     segmentor in eval mode, BN statistics untouched), the paper's way of
-    exposing the sensitive units; ``'random'`` draws them as the
-    perturbation's ``sample`` does (no ascent).
+    exposing sensitive units. Measured on the demo model
+    (``benchmarks/results/stats_stability.md``), adversarial styles do not
+    make w more repeatable (median rank agreement 0.87 vs 0.88 at 8
+    batches, 0.93 vs 0.97 at 32), so random stays the default; they do
+    decouple U from B (within-layer Spearman about 0 instead of -0.6).
     Under mixed precision the pass runs in the training step's autocast
     (float16 / bfloat16 activations, ``observed_dtypes``); each observation
     is promoted to float32 before normalising and reducing it, and the sums
@@ -89,8 +93,8 @@ class SensitivityStatisticsHook(Hook):
             mean push of every layer at 1 and only reorders within it.
         decay (float): Weight, in [0, 1], the sums keep at each refresh
             (1: cumulative, 0: reset).
-        styles (str): ``'adversarial'`` (ascent on the segmentation loss) or
-            ``'random'``.
+        styles (str): ``'random'`` or ``'adversarial'`` (ascent on the
+            segmentation loss).
         ascent_steps (int): Ascent steps of adversarial styles.
         perturbation (dict, optional): Style renderer when no image-level
             :class:`StylePerturbationHook` is present; ``AdvStyle`` default.
@@ -106,15 +110,19 @@ class SensitivityStatisticsHook(Hook):
 
     def __init__(self, interval=100, num_batches=1, num_images=2, num_styles=4,
                  num_positions=256, lam=0.4, eps=0.1, omega_scope='layer', decay=1.0,
-                 styles='adversarial', ascent_steps=1, perturbation=None, begin=0, end=None,
+                 styles='random', ascent_steps=1, perturbation=None, begin=0, end=None,
                  seed=None, priority='HIGH'):
         check_lambda(lam)
         if int(num_styles) < 2:
             raise ValueError(f'SensitivityStatisticsHook: num_styles must be >= 2 (variance '
                              f'across styles), got {num_styles!r}.')
         if int(interval) < 1 or not 1 <= int(num_batches) <= int(interval):
-            raise ValueError('SensitivityStatisticsHook: need interval >= 1 and '
-                             '1 <= num_batches <= interval.')
+            raise ValueError(
+                f'SensitivityStatisticsHook: need interval >= 1 and 1 <= num_batches <= '
+                f'interval, got interval={interval!r} (setting stats_interval) and '
+                f'num_batches={num_batches!r} (setting stats_batches): a refresh collects on '
+                'num_batches consecutive iterations of every interval. Lower stats_batches '
+                'with stats_interval, e.g. --cfg-options stats_interval=2 stats_batches=1.')
         if omega_scope not in ('global', 'layer'):
             raise ValueError(f"omega_scope must be 'global' or 'layer', got {omega_scope!r}.")
         self.interval, self.num_batches = int(interval), int(num_batches)
