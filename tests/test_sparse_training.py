@@ -229,3 +229,41 @@ def test_unit_costs_match_a_hand_count_and_steer_the_flops_aware_ranking():
     removed = [e['name'] for e in result.layers if e['removed']]
     costliest = max(costs, key=costs.get)
     assert removed == [costliest]
+
+
+def _features(model, x, module):
+    seen = {}
+    handle = module.register_forward_hook(lambda m, a, o: seen.update(out=o.detach().clone()))
+    with torch.no_grad():
+        model._forward(x)
+    handle.remove()
+    return seen['out']
+
+
+@pytest.mark.parametrize('fold', [True, False])
+def test_removed_zero_scale_channels_are_folded_into_the_next_layer(fold):
+    """A channel with gamma = 0 emits relu(beta); after its removal the next BN's
+    output is unchanged (interior positions: zero padding hides part of any constant)."""
+    model = build(deeplab_r18_cfg()).eval()
+    block = model.backbone.layer1[0]
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+        block.bn1.weight[:6] = 0.0
+        block.bn1.bias[:6] = torch.tensor([0.5, 1.0, -0.3, 2.0, 0.7, 0.1])  # relu(beta) > 0 mostly
+    x = torch.randn(1, 3, 64, 64)
+    before = _features(model, x, block.bn2)
+    pruner = UnitPruner(importance=dict(type='BNScaleImportance'), threshold=None,
+                        fold_constants=fold)
+    result = pruner.step(model, 6)
+    (entry, ) = [e for e in result.layers if e['name'] == 'backbone.layer1.0.conv1']
+    assert sorted(entry['removed']) == [0, 1, 2, 3, 4, 5]
+    assert block.conv1.out_channels == 58 and block.conv2.in_channels == 58
+    after = _features(model, x, block.bn2)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    gap = float((after[inner] - before[inner]).abs().max())
+    if fold:
+        assert result.folded['folded'] == 6 and gap < 1e-5
+    else:
+        assert result.folded == {} and gap > 1e-2  # the constant was lost

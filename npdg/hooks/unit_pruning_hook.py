@@ -303,12 +303,14 @@ class UnitPruningHook(Hook):
             print_log(f'[npdg] {zero} units had every scale at exactly 0 before this step '
                       f'({sum(e.get("zero_scales_removed", 0) for e in result.layers)} of them '
                       f'removed; per layer: zero_scales / zero_scales_removed in '
-                      'pruning/pruning_report.json)', logger='current')
+                      'pruning/pruning_report.json); constant channels folded into their '
+                      f'consumers: {result.folded.get("folded", 0)} (not constant or nowhere '
+                      f'to fold: {result.folded.get("skipped", 0)})', logger='current')
         entry = dict(iter=done, step=step, removed=result.removed, total=result.total,
                      budget=budget, gflops_before=before['gflops'], gflops_after=after['gflops'],
                      params_before=before['params'], params_after=after['params'],
                      flops_input=shape, target_gflops=target_gflops,
-                     shortfall=result.shortfall,
+                     shortfall=result.shortfall, folded=result.folded,
                      seconds=round(time.perf_counter() - started, 3), layers=result.layers)
         self.history.append(entry)
         run_state(runner).history = self.history

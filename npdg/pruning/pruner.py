@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads, sync_embed_dims
 from .cost import cost_weighted, unit_costs
+from .fold import fold_constant_channels
 from .optimizer_sync import PruningRecorder
 from .selection import select_units, select_units_per_layer
 from .units import collect_units
@@ -27,6 +28,8 @@ class PruneResult:
         total (int): Units before the step.
         shortfall (dict, optional): Set when the threshold left fewer
             candidates than the budget (what happened and the policy used).
+        folded (dict): Removed constant channels folded into their
+            consumers (:func:`npdg.pruning.fold.fold_constant_channels`).
     """
     layers: list = field(default_factory=list)
     old_params: dict = field(default_factory=dict)
@@ -34,6 +37,7 @@ class PruneResult:
     removed: int = 0
     total: int = 0
     shortfall: dict = None
+    folded: dict = field(default_factory=dict)
 
 
 def _same_on_every_rank(scores):
@@ -130,6 +134,9 @@ class UnitPruner:
             saving. The absolute threshold does not apply to such ratios.
         cost_shape (tuple, optional): (C, H, W) at which costs are counted
             (``trace_shape`` when None).
+        fold_constants (bool): Before removing channels whose scales are all
+            0, fold the constant they emit into their consumers' bias or BN
+            running mean (:mod:`npdg.pruning.fold`).
     """
 
     SHORTFALL_POLICIES = ('ratio', 'error')
@@ -138,7 +145,7 @@ class UnitPruner:
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
                  trace_shape=(3, 64, 64), shortfall='ratio', scope='global', widths=False,
-                 flops_aware=False, cost_shape=None):
+                 flops_aware=False, cost_shape=None, fold_constants=True):
         if shortfall not in self.SHORTFALL_POLICIES:
             raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
                              f'got {shortfall!r}.')
@@ -162,6 +169,7 @@ class UnitPruner:
                 "random, domain-risk variance) or drop 'width' from unit_types.")
         self.trace_shape = tuple(trace_shape)
         self.flops_aware = bool(flops_aware)
+        self.fold_constants = bool(fold_constants)
         self.cost_shape = tuple(cost_shape) if cost_shape is not None else self.trace_shape
 
     def units(self, segmentor, remember=True):
@@ -287,8 +295,11 @@ class UnitPruner:
             ranking = cost_weighted(scores, unit_costs(segmentor, graph, units, self.cost_shape))
         chosen, shortfall = self.choose(units, ranking, budget)
         result = PruneResult(total=sum(u.num_units for u in units), shortfall=shortfall)
-        for u, s, idxs in zip(units, scores, chosen):
-            zero = zero_scale_units(u)
+        zeros = [zero_scale_units(u) for u in units]
+        if final and self.fold_constants:
+            result.folded = fold_constant_channels(segmentor, graph, units, chosen, zeros,
+                                                   self.trace_shape)
+        for u, s, idxs, zero in zip(units, scores, chosen, zeros):
             entry = dict(name=u.name, kind=u.kind, units_before=u.num_units,
                          units_after=u.num_units - len(idxs), removed=list(idxs),
                          importance=[float(v) for v in s])
