@@ -13,53 +13,106 @@ spec = importlib.util.spec_from_file_location('compare', osp.join(ROOT, 'tools',
 compare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare)
 
+from npdg.apis import studies  # noqa: E402
+
 IMPORTANCE_OF = dict(random='RandomImportance', l1='L1Importance', l2='L2Importance',
                      slimming='BNScaleImportance', taylor='TaylorImportance',
                      hessian='HessianImportance', dss='DSSImportance',
                      risk_variance='DomainRiskVarianceImportance', npdg='BNScaleImportance',
+                     npdg_lam1='BNScaleImportance',
                      npdg_by_w='SensitivityImportance', adasap_l1='L1Importance',
                      adasap_npdg='BNScaleImportance')
+PRUNE_STEP = dict(effl0=150, r18h=200)   # the last prune iteration of each regime's recipe
+PRUNED = [(regime, arm, budget) for regime, r in studies.REGIMES.items()
+          for arm in [*r['criteria'], *r['extra']] for budget in r['budgets']]
 
 
-def test_plan_runs_controls_once_per_seed_and_every_criterion_at_every_budget():
-    runs = compare.plan(compare.ARMS, list(compare.BUDGETS), [0, 1, 2])
-    n_controls, n_criteria = len(compare.CONTROL_ARMS), len(compare.CRITERION_ARMS)
-    assert len(runs) == 3 * (n_controls + n_criteria * len(compare.BUDGETS))
-    names = [compare.run_name(r) for r in runs]
+def _options(regime, extra=None):
+    warm = dict(warm_start='w.pth') if studies.REGIMES[regime]['warm_start'] else {}
+    return dict(extra or {}, **warm)
+
+
+@pytest.mark.parametrize('regime', list(studies.REGIMES))
+def test_plan_runs_controls_once_per_seed_and_every_criterion_at_every_budget(regime):
+    r = studies.REGIMES[regime]
+    runs = studies.plan(regime, studies.default_arms(regime), list(r['budgets']), [0, 1, 2])
+    assert len(runs) == 3 * (len(r['controls']) + len(r['criteria']) * len(r['budgets']))
+    names = [compare.run_name(run) for run in runs]
     assert len(set(names)) == len(names)
     # seed 0 is complete before seed 1 starts (a partial comparison is a full table)
-    assert [r['seed'] for r in runs] == sorted(r['seed'] for r in runs)
-    assert {r['arm'] for r in runs if r['budget'] is None} == set(compare.CONTROL_ARMS)
+    assert [run['seed'] for run in runs] == sorted(run['seed'] for run in runs)
+    assert {run['arm'] for run in runs if run['budget'] is None} == set(r['controls'])
+    with pytest.raises(KeyError, match='choose from'):
+        studies.plan(regime, ['no_such_arm'], list(r['budgets']), [0])
+    with pytest.raises(KeyError, match='choose from'):
+        studies.plan(regime, ['source_only'], ['no_such_budget'], [0])
 
 
-@pytest.mark.parametrize('budget', list(compare.BUDGETS))
-@pytest.mark.parametrize('arm', list(compare.CRITERION_ARMS))
-def test_every_arm_prunes_with_its_criterion_at_the_budget(arm, budget):
-    cfg = experiment.load_config(osp.join(ROOT, compare.CRITERION_ARMS[arm]),
-                                 dict(compare.BUDGETS[budget], warm_start='w.pth',
-                                      **{'randomness.seed': 2}))
+def test_the_default_regime_is_the_imagenet_one():
+    assert studies.DEFAULT_REGIME == 'effl0'
+    cfg = experiment.load_config(osp.join(ROOT, studies.REGIMES['effl0']['controls']['source_only']))
+    assert cfg.model.backbone.type == 'EfficientNetLite'
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='efficientnet-lite0')
+    # one warm start, adapted to the source from ImageNet (no target, no perturbation)
+    pre = experiment.load_config(osp.join(ROOT, studies.REGIMES['effl0']['warm_start']))
+    assert pre.get('load_from') is None and pre.model == cfg.model
+    assert pre.train_dataloader == cfg.train_dataloader
+    assert [h['type'] for h in pre.custom_hooks] == ['ModelComplexityHook']
+    assert cfg.syn_root == 'data/synthetic_bench'
+    assert studies.REGIMES['effl0']['budgets']['flops75']['target_flops_ratio'] == 0.75
+
+
+@pytest.mark.parametrize('regime,arm,budget', PRUNED)
+def test_every_arm_prunes_with_its_criterion_at_the_budget(regime, arm, budget):
+    r = studies.REGIMES[regime]
+    cfg = experiment.load_config(osp.join(ROOT, studies.config_of(regime, arm)),
+                                 _options(regime, dict(r['budgets'][budget],
+                                                       **{'randomness.seed': 2})))
     hooks = {h['type']: h for h in cfg.custom_hooks}
     prune = hooks['UnitPruningHook']
     assert prune['importance']['type'] == IMPORTANCE_OF[arm]
     assert (prune['ratio'], prune['target_flops_ratio']) == \
-        (compare.BUDGETS[budget]['prune_ratio'], compare.BUDGETS[budget]['target_flops_ratio'])
-    # the same perturbation, schedule and warm start as the unpruned control
-    ref = experiment.load_config(osp.join(ROOT, compare.CONTROL_ARMS['perturb_only']),
-                                 dict(warm_start='w.pth'))
+        (r['budgets'][budget]['prune_ratio'], r['budgets'][budget]['target_flops_ratio'])
+    # the same perturbation, schedule and start as the unpruned control
+    ref = experiment.load_config(osp.join(ROOT, r['controls']['perturb_only']), _options(regime))
     assert hooks['StylePerturbationHook'] == {h['type']: h for h in ref.custom_hooks}[
         'StylePerturbationHook']
     for key in ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg',
                 'load_from'):
-        assert cfg[key] == ref[key], key
-    assert max(prune['prune_iters']) == 200
+        assert cfg.get(key) == ref.get(key), key
+    assert max(prune['prune_iters']) == PRUNE_STEP[regime]
     # only NPDG and slimming train sparse; only NPDG and NPDG-by-w collect statistics
-    assert ('SensitivitySparsityHook' in hooks) == (arm in ('npdg', 'slimming', 'adasap_npdg'))
-    assert ('SensitivityStatisticsHook' in hooks) == (arm in ('npdg', 'npdg_by_w',
-                                                             'adasap_npdg'))
+    npdg_arms = ('npdg', 'npdg_lam1', 'adasap_npdg')
+    assert ('SensitivitySparsityHook' in hooks) == (arm in (*npdg_arms, 'slimming'))
+    assert ('SensitivityStatisticsHook' in hooks) == (arm in (*npdg_arms, 'npdg_by_w'))
+    if 'SensitivityStatisticsHook' in hooks:
+        assert hooks['SensitivityStatisticsHook']['lam'] == (1.0 if arm == 'npdg_lam1' else 0.4)
     # only the AdaSAP arms take sharpness-aware steps, with the pruning criterion's radii
     assert ('AdaSAPHook' in hooks) == arm.startswith('adasap_')
     if arm.startswith('adasap_'):
         assert hooks['AdaSAPHook']['importance'] == prune['importance']
+
+
+@pytest.mark.parametrize('regime', list(studies.REGIMES))
+def test_the_bar_runs_are_the_source_only_recipe_changed_where_they_say(regime):
+    r = studies.REGIMES[regime]
+    src = experiment.load_config(osp.join(ROOT, r['controls']['source_only']), _options(regime))
+    for name, (config, options) in r['bars'].items():
+        cfg = experiment.load_config(osp.join(ROOT, config), _options(regime, options))
+        assert cfg.optim_wrapper == src.optim_wrapper and cfg.model == src.model, name
+        types = {h['type'] for h in cfg.custom_hooks}
+        assert 'StylePerturbationHook' not in types, name   # bars are about the source
+        if name == 'source_only_x1_5':
+            assert cfg.train_cfg.max_iters == src.train_cfg.max_iters * 3 // 2
+        elif name.startswith('oracle_'):
+            assert cfg.train_cfg == src.train_cfg
+            assert cfg.train_dataloader.dataset.type != src.train_dataloader.dataset.type
+        else:  # plain L1 at 0.75x FLOPs, fine-tuned to the end of the schedule
+            prune = {h['type']: h for h in cfg.custom_hooks}['UnitPruningHook']
+            assert prune['importance']['type'] == 'L1Importance'
+            assert (prune['ratio'], prune['target_flops_ratio']) == (None, 0.75)
+            assert max(prune['prune_iters']) < cfg.train_cfg.max_iters == src.train_cfg.max_iters
+            assert 'SensitivitySparsityHook' not in types
 
 
 def _row(arm, budget, seed, value):
@@ -76,7 +129,7 @@ def test_summary_and_table_by_hand():
     mean, std = summary[('taylor', 'r30')]['mean_target_mIoU']
     assert mean == 18.5 and std == pytest.approx(math.sqrt(0.5))
     assert summary[('perturb_only', 'unpruned')]['cityscapes_mIoU'][0] == 21.0
-    lines = compare.markdown(summary)
+    lines = compare.markdown(summary, 'r18h')
     taylor = next(line for line in lines if line.startswith('| taylor'))
     assert '| -2.50 |' in taylor and '18.50 +- 0.71' in taylor
     assert lines.index(taylor) > next(i for i, line in enumerate(lines)
@@ -87,7 +140,7 @@ def test_finished_runs_are_recognised_by_config_and_code(tmp_path):
     import json
 
     from npdg.apis import bench
-    run = compare.plan(['taylor'], ['flops50'], [1])[0]
+    run = studies.plan('r18h', ['taylor'], ['flops50'], [1])[0]
     options = dict(run['options'], warm_start='w.pth', **{'randomness.seed': 1})
     assert not compare.finished(run, options, str(tmp_path))
     key = experiment.run_key(bench.load(run['config'], options))
@@ -97,3 +150,36 @@ def test_finished_runs_are_recognised_by_config_and_code(tmp_path):
     assert compare.finished(run, options, str(tmp_path))
     other = dict(options, **{'randomness.seed': 2})  # another config: another key
     assert not compare.finished(run, other, str(tmp_path))
+
+
+def test_bars_by_hand(monkeypatch):
+    """(a) longer run - source, (b) source - mean target, (c) oracles, (d) L1 - source."""
+    from npdg.apis import bench
+
+    def result(source, mean, gflops=1.0):
+        return dict(source_mIoU=source, mean_mIoU=mean, gflops=gflops,
+                    targets={t: dict(mIoU=mean + i) for i, t in enumerate(compare.TARGETS)})
+
+    made = {'source_only_x1_5': 40.5, 'l1_source_flops75': 37.0}
+    seen = []
+
+    def cached(name, config, options, work_dir, log=print):
+        seen.append((name, options.get('warm_start')))
+        bar = name.rsplit('_seed', 1)[0]
+        return result(made.get(bar, 0.0), 30.0 if bar.startswith('oracle_') else 0.0, 0.75)
+
+    monkeypatch.setattr(bench, 'cached', cached)
+    main = [(dict(arm='source_only', seed=0), result(40.0, 20.0)),
+            (dict(arm='perturb_only', seed=0), result(39.0, 22.0))]
+    lines, out = compare.bars('effl0', [0], main, {}, 'w', print, warm='ws.pth')
+    figs = out['figures']
+    assert figs['a_longer_minus_source'][0] == pytest.approx(0.5)
+    assert figs['b_source_minus_mean_target'][0] == pytest.approx(20.0)
+    assert figs['c_oracle_bdd100k'][0] == pytest.approx(31.0)
+    assert figs['c_source_only_bdd100k'][0] == pytest.approx(21.0)
+    assert figs['d_l1_flops75_minus_source'][0] == pytest.approx(-3.0)
+    assert out['checks'] == dict(a=True, b=True, d=False)   # (d) fails: 3 points lost
+    assert '| (d) | d_l1_flops75_minus_source >= -2 | NO |' in lines
+    assert {w for _, w in seen} == {'ws.pth'}   # every bar run starts from the warm start
+    with pytest.raises(RuntimeError, match='source_only runs of the same seeds'):
+        compare.bars('effl0', [1], main, {}, 'w', print)

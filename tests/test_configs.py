@@ -144,7 +144,11 @@ RECIPES = {  # recipe: (NPDG config, source-only control)
     'demo_r18': ('configs/demo/npdg_deeplab_r18_synthetic.py',
                  'configs/demo/deeplab_r18_synthetic.py'),
     'bench_r18h': ('configs/bench/npdg.py', 'configs/bench/source_only.py'),
+    'bench_effl0': ('configs/bench_effl0/npdg.py', 'configs/bench_effl0/source_only.py'),
 }
+# Recipes whose budgets come from the study registry (npdg/apis/studies.py) as options,
+# not from *_flops50 files.
+BUDGETS_AS_OPTIONS = {'bench_effl0'}
 # What runs besides the hooks: a control must match its NPDG config in all of it.
 RECIPE_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
                'val_evaluator', 'test_evaluator', 'optim_wrapper', 'param_scheduler',
@@ -181,6 +185,13 @@ def _expected_hooks(npdg_hooks, arm):
         out = keep('ModelComplexityHook', 'StylePerturbationHook', 'PrunedCheckpointHook')
     elif base == 'npdg':
         out = h
+    elif base == 'npdg_lam1':  # w = U only
+        out = h
+        out['SensitivityStatisticsHook']['lam'] = 1.0
+    elif base == 'l1_source':  # bar (d): plain L1 at 0.75x FLOPs, no perturbation
+        out = keep('ModelComplexityHook', 'UnitPruningHook', 'PrunedCheckpointHook')
+        out['UnitPruningHook'].update(importance=CRITERION_ARMS['l1'], ratio=None,
+                                      target_flops_ratio=0.75)
     elif base == 'slimming':
         out = keep('ModelComplexityHook', 'StylePerturbationHook', 'SensitivitySparsityHook',
                    'UnitPruningHook', 'PrunedCheckpointHook')
@@ -202,7 +213,7 @@ def _expected_hooks(npdg_hooks, arm):
         if base == 'dss':  # per layer, three geometric steps ending at the same iteration
             last = out['UnitPruningHook']['prune_iters'][-1]
             out['UnitPruningHook'].update(scope='layer', schedule='geometric',
-                                          prune_iters=[last - 80, last - 40, last])
+                                          prune_iters=[last * 3 // 5, last * 4 // 5, last])
     else:
         raise AssertionError(arm)
     if arm.endswith('_flops50'):
@@ -230,11 +241,13 @@ def test_every_recipe_has_the_full_set_of_controls():
     for recipe in RECIPES:
         arms = {osp.splitext(osp.basename(p))[0]
                 for p in glob.glob(osp.join(ROOT, 'configs', 'controls', recipe, '*.py'))}
-        assert {'perturb_only', 'slimming', 'l1', 'l2', 'npdg_flops50', 'slimming_flops50',
-                'l1_flops50', 'l2_flops50'} <= arms
+        needed = {'perturb_only', 'slimming', 'l1'}
+        if recipe not in BUDGETS_AS_OPTIONS:
+            needed |= {'l2', 'npdg_flops50', 'slimming_flops50', 'l1_flops50', 'l2_flops50'}
+        assert needed <= arms, (recipe, needed - arms)
         # every further arm is a criterion arm the claims test knows
         assert {a.replace('_flops50', '').replace('adasap_', '') for a in arms} <= {
-            'perturb_only', 'slimming', 'npdg', *CRITERION_ARMS}
+            'perturb_only', 'slimming', 'npdg', 'npdg_lam1', 'l1_source', *CRITERION_ARMS}
 
 
 def _dataset_ids(loader):

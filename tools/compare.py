@@ -5,18 +5,22 @@
     python tools/compare.py --arms l1 taylor dss --budgets flops50
     python tools/compare.py --list                   # arms, budgets, configs; no training
 
-Arms (configs/bench/ and configs/controls/bench_r18h/, the CPU benchmark regime
-of README "Does pruning help domain generalization?"): the unpruned controls
-``source_only`` and ``perturb_only`` (same style perturbation as every pruned
-arm), and the criteria ``random``, ``l1``, ``l2``, ``slimming`` (BN scale with
-uniform sparse training), ``taylor``, ``hessian``, ``dss``, ``risk_variance``,
-``npdg`` and ``npdg_by_w``, and AdaSAP's sharpness-aware training with L1 and
-with NPDG pruning (``adasap_l1``, ``adasap_npdg``: the same arms with the
-sharpness-aware step; one extra forward/backward per iteration), each at two
-budgets: ``r30`` (30 % of the units)
-and ``flops50`` (half the inference FLOPs). Every pruned arm trains the same
-600 iterations from the same warm start with the same perturbation and prunes
-at iteration 200 (DSS: three geometric steps ending at 200).
+Regimes (``--regime``; the studies are data in npdg/apis/studies.py):
+
+* ``effl0`` (default; README "ImageNet regime"): DeepLabV3+ on EfficientNet-Lite0
+  initialised from the official ImageNet weights and adapted to the source once
+  (configs/bench_effl0/pretrain_source.py, 3000 iterations); 300 iterations per arm
+  on data/synthetic_bench; budgets ``flops75`` and ``flops50`` (0.75x and 0.5x
+  inference FLOPs); pruned arms prune at iteration 150.
+* ``r18h`` (README "From-scratch regime"): the half-width ResNet-18 warm-started
+  on the source (configs/bench/pretrain_source.py, NOT ImageNet); budgets ``r30``
+  and ``flops50``; pruned arms prune at iteration 200 of 600.
+
+Arms: the unpruned controls ``source_only`` and ``perturb_only`` (same style
+perturbation as every pruned arm) and the criteria (``--list`` prints them with
+their configs). ``--bars`` runs the regime's sanity runs instead (source-only
+trained 1.5x longer, the per-target oracles and, in the ImageNet regime, plain L1
+at 0.75x FLOPs without the perturbation) and writes bars.md beside the table.
 
 Each run is tested at its last iteration on synthetic Cityscapes, BDD100K and
 Mapillary (nothing is chosen on them), the held-out source frames and the
@@ -46,55 +50,13 @@ from mmengine.config import DictAction
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-BENCH = 'configs/bench/'
-CONTROLS = 'configs/controls/bench_r18h/'
-# Unpruned controls: one run per seed, shown at every budget.
-CONTROL_ARMS = dict(source_only=BENCH + 'source_only.py',
-                    perturb_only=CONTROLS + 'perturb_only.py')
-# Pruned arms: criterion -> config (its budget comes from BUDGETS).
-CRITERION_ARMS = dict(
-    random=CONTROLS + 'random.py',
-    l1=CONTROLS + 'l1.py',
-    l2=CONTROLS + 'l2.py',
-    slimming=CONTROLS + 'slimming.py',
-    taylor=CONTROLS + 'taylor.py',
-    hessian=CONTROLS + 'hessian.py',
-    dss=CONTROLS + 'dss.py',
-    risk_variance=CONTROLS + 'risk_variance.py',
-    npdg=BENCH + 'npdg.py',
-    npdg_by_w=CONTROLS + 'npdg_by_w.py',
-    adasap_l1=CONTROLS + 'adasap_l1.py',
-    adasap_npdg=CONTROLS + 'adasap_npdg.py',
-)
-BUDGETS = dict(r30=dict(prune_ratio=0.3, target_flops_ratio=None),
-               flops50=dict(prune_ratio=None, target_flops_ratio=0.5))
-ARMS = list(CONTROL_ARMS) + list(CRITERION_ARMS)
-TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
+from npdg.apis import studies  # noqa: E402  (plain data, no torch)
+
+TARGETS = studies.TARGETS
 FIELDS = ['arm', 'budget', 'seed', *[f'{t}_mIoU' for t in TARGETS], 'mean_target_mIoU',
           'source_mIoU', 'pseudo_target_mIoU', 'gflops', 'params', 'latency_ms',
           'train_seconds', 'prune_seconds', 'units_removed', 'units_total', 'config',
           'code_version', 'work_dir']
-
-
-def plan(arms, budgets, seeds):
-    """The runs in order: seed by seed, controls first, then budget by budget.
-
-    Returns:
-        list[dict]: ``arm``, ``budget`` (None for controls), ``seed``,
-        ``config``, ``options``.
-    """
-    runs = []
-    for seed in seeds:
-        for arm in arms:
-            if arm in CONTROL_ARMS:
-                runs.append(dict(arm=arm, budget=None, seed=seed, config=CONTROL_ARMS[arm],
-                                 options={}))
-        for budget in budgets:
-            for arm in arms:
-                if arm in CRITERION_ARMS:
-                    runs.append(dict(arm=arm, budget=budget, seed=seed,
-                                     config=CRITERION_ARMS[arm], options=dict(BUDGETS[budget])))
-    return runs
 
 
 def finished(run, options, work_dir):
@@ -144,8 +106,9 @@ def summarise(rows):
             for group, members in groups.items()}
 
 
-def markdown(summary, reference='perturb_only'):
+def markdown(summary, regime=studies.DEFAULT_REGIME, reference='perturb_only'):
     """Markdown table, one row per (arm, budget); delta against ``reference``."""
+    ARMS, BUDGETS = studies.arms(regime), studies.REGIMES[regime]['budgets']
     head = ['arm', 'budget', 'seeds', *TARGETS, 'mean target', 'vs perturb_only',
             'source (held-out)', 'pseudo-target', 'GFLOPs', 'params (M)', 'latency (ms)',
             'train (s)', 'prune step (s)']
@@ -180,12 +143,13 @@ def _save(fig, ax, path, xlabel, ylabel, title):
     plt.close(fig)
 
 
-def plots(summary, results, out_dir):
+def plots(summary, results, out_dir, regime=studies.DEFAULT_REGIME):
     """mIoU vs GFLOPs, per-target bars, kept width per layer."""
+    ARMS, BUDGETS = studies.arms(regime), studies.REGIMES[regime]['budgets']
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    markers = dict(unpruned='s', r30='o', flops50='^')
+    markers = dict(unpruned='s', r30='o', flops75='o', flops50='^')
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {arm: plt.cm.tab20(i / max(1, len(ARMS) - 1)) for i, arm in enumerate(ARMS)}
     span = max(e['gflops'][0] for e in summary.values())
@@ -197,7 +161,7 @@ def plots(summary, results, out_dir):
                     fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
                     label=f'{arm} ({budget})')
     _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'), 'GFLOPs (3x128x256; arms spread apart by a few %)',
-          'mean target mIoU (%)', 'criteria on the benchmark regime (mean +- std over seeds)')
+          'mean target mIoU (%)', f'criteria, {regime} regime (mean +- std over seeds)')
 
     for budget in [b for b in BUDGETS if any(g[1] == b for g in summary)]:
         arms = sorted([g for g in summary if g[1] in (budget, 'unpruned')],
@@ -244,17 +208,83 @@ def plots(summary, results, out_dir):
               'kept share of units', 'kept width per layer at half the FLOPs (first seed)')
 
 
+def bars(regime, seeds, results, extra_options, work_dir, log, warm=None):
+    """The regime's sanity bars from its bar runs and the main runs' source-only.
+
+    (a) held-out source moves < 1 mIoU when source-only trains 1.5x longer;
+    (b) source minus mean target of source-only >= 15 mIoU; (c) the per-target
+    oracles; (d) (ImageNet regime) plain L1 at 0.75x FLOPs, without the
+    perturbation, loses <= 2 points of held-out source against source-only.
+
+    Returns:
+        tuple[list[str], dict]: Markdown lines and the figures.
+    """
+    from npdg.apis import bench
+    from npdg.apis.bench import mean_std
+    r = studies.REGIMES[regime]
+    runs = {}
+    for name, (config, options) in r['bars'].items():
+        for seed in seeds:
+            opts = dict(options, **extra_options, **{'randomness.seed': seed})
+            if warm:
+                opts['warm_start'] = warm
+            runs.setdefault(name, {})[seed] = bench.cached(f'{name}_seed{seed}', config, opts,
+                                                           work_dir, log=log)
+    source = {run['seed']: res for run, res in results
+              if run['arm'] == 'source_only' and run['seed'] in seeds}
+    figs = {}
+    if len(source) != len(seeds):
+        raise RuntimeError('--bars needs the source_only runs of the same seeds: run the '
+                           'comparison with --arms source_only (or all arms) first')
+    src = [source[k]['source_mIoU'] for k in seeds]
+    gap = [source[k]['source_mIoU'] - source[k]['mean_mIoU'] for k in seeds]
+    longer = [runs['source_only_x1_5'][k]['source_mIoU'] for k in seeds]
+    figs['a_longer_minus_source'] = mean_std([b - a for a, b in zip(src, longer)])
+    figs['b_source_minus_mean_target'] = mean_std(gap)
+    for t in TARGETS:
+        if f'oracle_{t}' in runs:
+            figs[f'c_oracle_{t}'] = mean_std([runs[f'oracle_{t}'][k]['targets'][t]['mIoU']
+                                              for k in seeds])
+            figs[f'c_source_only_{t}'] = mean_std([source[k]['targets'][t]['mIoU']
+                                                   for k in seeds])
+    if 'l1_source_flops75' in runs:
+        figs['d_l1_flops75_minus_source'] = mean_std(
+            [runs['l1_source_flops75'][k]['source_mIoU'] - source[k]['source_mIoU']
+             for k in seeds])
+        figs['d_gflops'] = mean_std([runs['l1_source_flops75'][k]['gflops'] for k in seeds])
+    checks = dict(a=('|a_longer_minus_source| < 1', abs(figs['a_longer_minus_source'][0]) < 1),
+                  b=('b_source_minus_mean_target >= 15',
+                     figs['b_source_minus_mean_target'][0] >= 15))
+    if 'd_l1_flops75_minus_source' in figs:
+        checks['d'] = ('d_l1_flops75_minus_source >= -2',
+                       figs['d_l1_flops75_minus_source'][0] >= -2)
+    lines = [f'Bars of the {regime} regime (seeds {seeds}; mean +- std; mIoU %; held-out '
+             'source frames unless named):', '', '| figure | value |', '|---|---:|']
+    lines += [f'| {k} | {m:.2f} +- {sd:.2f} |' for k, (m, sd) in figs.items()]
+    lines += ['', '| bar | rule | holds |', '|---|---|---|']
+    lines += [f'| ({k}) | {rule} | {"yes" if ok else "NO"} |' for k, (rule, ok) in checks.items()]
+    return lines, dict(figures=figs, checks={k: v[1] for k, v in checks.items()}, runs=runs)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--arms', nargs='+', default=ARMS, choices=ARMS, metavar='ARM',
-                        help=f'arms to run (default: all): {", ".join(ARMS)}')
-    parser.add_argument('--budgets', nargs='+', default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument('--regime', default=studies.DEFAULT_REGIME, choices=list(studies.REGIMES),
+                        help=f'default {studies.DEFAULT_REGIME} (npdg/apis/studies.py)')
+    parser.add_argument('--arms', nargs='+', default=None, metavar='ARM',
+                        help="arms to run (default: the regime's controls and criteria; "
+                             '--list prints them)')
+    parser.add_argument('--budgets', nargs='+', default=None,
+                        help="budget names (default: the regime's two)")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--warm-start', default=None,
-                        help='use this warm-start checkpoint instead of training '
-                             'configs/bench/pretrain_source.py (its SHA-256 is recorded)')
-    parser.add_argument('--work-dir', default='work_dirs/compare')
-    parser.add_argument('--out-dir', default=osp.join('benchmarks', 'results', 'compare'))
+                        help="use this warm-start checkpoint instead of training the regime's "
+                             '(effl0: configs/bench_effl0/pretrain_source.py, r18h: '
+                             'configs/bench/pretrain_source.py); its SHA-256 is recorded')
+    parser.add_argument('--work-dir', default=None,
+                        help='default work_dirs/compare_<regime> (r18h: work_dirs/compare)')
+    parser.add_argument('--out-dir', default=None,
+                        help='default benchmarks/results/compare_<regime> '
+                             '(r18h: benchmarks/results/compare)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides for every run that reads them (a smoke run: '
                              'max_iters=20 prune_iters=[10] stats_interval=5 stats_batches=1)')
@@ -266,10 +296,22 @@ def main():
     parser.add_argument('--cached-only', action='store_true',
                         help='train nothing: make the tables from the runs of the plan that '
                              'are finished (a partial comparison), listing the missing ones')
+    parser.add_argument('--bars', action='store_true',
+                        help="also run the regime's sanity bars (source-only 1.5x longer, "
+                             'oracles, L1 at 0.75x without perturbation) and write bars.md')
     parser.add_argument('--list', action='store_true', help='print the plan and stop')
     args = parser.parse_args()
     os.chdir(ROOT)
-    runs = plan(args.arms, args.budgets, args.seeds)
+    regime = studies.REGIMES[args.regime]
+    suffix = '' if args.regime == 'r18h' else f'_{args.regime}'
+    args.work_dir = args.work_dir or f'work_dirs/compare{suffix}'
+    args.out_dir = args.out_dir or osp.join('benchmarks', 'results', f'compare{suffix}')
+    args.arms = args.arms or studies.default_arms(args.regime)
+    args.budgets = args.budgets or list(regime['budgets'])
+    try:
+        runs = studies.plan(args.regime, args.arms, args.budgets, args.seeds)
+    except KeyError as e:
+        parser.error(e.args[0])
     shard = None
     if args.shard is not None:
         index, _, count = args.shard.partition('/')
@@ -277,8 +319,11 @@ def main():
             parser.error(f'--shard {args.shard!r}: expected I/N with 0 <= I < N, e.g. 0/2')
         shard = (int(index), int(count))
     if args.list:
+        print(f'regime {args.regime}: {regime["title"]}')
         for k, run in enumerate(runs, 1):
             print(f'{k:3d} {run_name(run):32s} {run["config"]} {run["options"]}')
+        for name, (config, options) in regime['bars'].items():
+            print(f'bar {name:28s} {config} {options}')
         return
     import npdg  # noqa: F401
     from npdg.apis import bench, experiment
@@ -286,23 +331,29 @@ def main():
     from npdg.utils.checkpoint_io import file_digest
     from npdg.utils.settings import split_overrides
     # each override goes to the runs whose config reads it (an unread one is an error)
-    extra = split_overrides({run_name(r): r['config'] for r in runs}, args.cfg_options,
-                            read_keys=experiment.READ_KEYS)
+    configs = {run_name(r): r['config'] for r in runs}
+    if args.bars:
+        configs.update({name: config for name, (config, _) in regime['bars'].items()})
+    extra = split_overrides(configs, args.cfg_options, read_keys=experiment.READ_KEYS)
     flush_denormals()  # CPU speed
     t0 = time.time()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     bench.prepare_data()
-    ckpt, _ = bench.warm_start(args.warm_start, args.work_dir, log)
-    sha = file_digest(ckpt)
+    ckpt = sha = None
+    if regime['warm_start']:
+        ckpt, _ = bench.warm_start(args.warm_start, args.work_dir, log, regime['warm_start'])
+        sha = file_digest(ckpt)
+    start = f'warm start {ckpt} (sha256 {sha[:16]}...)' if ckpt else 'ImageNet init'
     code_version = experiment.code_version()
-    log(f'[compare] {len(runs)} runs; warm start {ckpt} (sha256 {sha[:16]}...); '
-        f'code version {code_version}')
+    log(f'[compare] regime {args.regime}: {len(runs)} runs; {start}; code version '
+        f'{code_version}')
     results, missing = [], []
     for k, run in enumerate(runs, 1):
         if shard is not None and (k - 1) % shard[1] != shard[0]:
             continue
-        opts = dict(run['options'], **extra[run_name(run)], warm_start=ckpt,
-                    **{'randomness.seed': run['seed']})
+        opts = dict(run['options'], **extra[run_name(run)], **{'randomness.seed': run['seed']})
+        if ckpt:
+            opts['warm_start'] = ckpt
         if args.cached_only and not finished(run, opts, args.work_dir):
             missing.append(run_name(run))
             continue
@@ -320,7 +371,7 @@ def main():
             + ', '.join(missing))
     rows = [row_of(run, result, code_version) for run, result in results]
     summary = summarise(rows)
-    lines = markdown(summary)
+    lines = markdown(summary, args.regime)
     print('\n'.join(lines))
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
@@ -328,19 +379,30 @@ def main():
         writer.writeheader()
         writer.writerows(rows)
     command = 'python tools/compare.py ' + ' '.join(sys.argv[1:])
+    compare_s = round(time.time() - t0, 1)
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
-        f.write(f'`{command.strip()}` (seeds {args.seeds}; warm start sha256 {sha[:16]}; '
-                f'code version {code_version}; mIoU %, 19 classes, Mapillary narrow mapping, '
-                'last iteration; GFLOPs at 3x128x256)\n\n' + '\n'.join(lines) + '\n'
+        f.write(f'`{command.strip()}` (regime {args.regime}: {regime["title"]}; seeds '
+                f'{args.seeds}; {start}; code version {code_version}; mIoU %, 19 classes, '
+                'Mapillary narrow mapping, last iteration; GFLOPs at 3x128x256; '
+                f'{compare_s / 60:.0f} min)\n\n' + '\n'.join(lines) + '\n'
                 + (f'\nNot finished, left out: {", ".join(missing)}\n' if missing else ''))
+    bar = None
+    if args.bars:
+        bar_lines, bar = bars(args.regime, args.seeds, results,
+                              {k: v for name in regime['bars'] for k, v in extra[name].items()},
+                              args.work_dir, log, ckpt)
+        print('\n'.join(bar_lines))
+        with open(osp.join(args.out_dir, 'bars.md'), 'w') as f:
+            f.write(f'`{command.strip()}`\n\n' + '\n'.join(bar_lines) + '\n')
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-        json.dump(dict(command=command.strip(), seeds=args.seeds, budgets=args.budgets,
-                       missing=missing,
-                       arms=args.arms, warm_start=dict(path=ckpt, sha256=sha),
+        json.dump(dict(command=command.strip(), regime=args.regime, seeds=args.seeds,
+                       budgets=args.budgets, missing=missing, arms=args.arms,
+                       warm_start=dict(path=ckpt, sha256=sha) if ckpt else None,
                        code_version=code_version,
                        summary={f'{a}@{b}': v for (a, b), v in summary.items()},
-                       runs=rows, wall_seconds=round(time.time() - t0, 1)), f, indent=1)
-    plots(summary, results, args.out_dir)
+                       runs=rows, bars=bar, compare_seconds=compare_s,
+                       wall_seconds=round(time.time() - t0, 1)), f, indent=1)
+    plots(summary, results, args.out_dir, args.regime)
     log(f'[compare] saved {args.out_dir}/results.csv, results.md, results.json and plots '
         f'({(time.time() - t0) / 60:.0f} min)')
 

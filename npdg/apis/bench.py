@@ -88,13 +88,15 @@ def cached(name, config, options, work_dir, data_root=DATA['root'], log=print):
     return result
 
 
-def warm_start(path, work_dir, log=print):
+def warm_start(path, work_dir, log=print, config=PRETRAIN):
     """The warm start: ``path`` when given, else trained once per config and code version.
 
     Args:
         path (str | None): A checkpoint to use.
         work_dir (str): Where the trained one is cached.
         log (Callable): Progress printer.
+        config (str): The warm start's recipe (the regime's ``warm_start`` in
+            :mod:`npdg.apis.studies`).
 
     Returns:
         tuple[str, dict | None]: The checkpoint and (when trained here) its result.
@@ -105,7 +107,7 @@ def warm_start(path, work_dir, log=print):
     if path:
         if not osp.isfile(path):
             raise FileNotFoundError(f'--warm-start {path}: no such file. Train it with '
-                                    f'`python tools/train.py {PRETRAIN}` or leave the option out.')
+                                    f'`python tools/train.py {config}` or leave the option out.')
         return path, None
-    result = cached('pretrain_source', PRETRAIN, {}, work_dir, DATA['root'], log)
+    result = cached('pretrain_source', config, {}, work_dir, DATA['root'], log)
     return result['checkpoint'], result

@@ -1,0 +1,129 @@
+"""The comparison studies as data: regimes, their arms, budgets and bars.
+
+``tools/compare.py`` runs a regime's plan (seed by seed: the unpruned
+controls, then every criterion arm at every budget); the tests load every
+config listed here at every budget. A regime is a dict:
+
+* ``controls``: unpruned arms, name -> config (one run per seed).
+* ``criteria``: pruned arms, name -> config; the budget's options set the target.
+* ``extra``: pruned arms run only on request (``--arms``).
+* ``budgets``: name -> config options (``prune_ratio`` / ``target_flops_ratio``).
+* ``warm_start``: the config that trains the warm start every arm loads
+  (``warm_start`` option), or None when the arms start from ImageNet weights.
+* ``bars``: the regime's sanity runs (``--bars``), name -> (config, options).
+
+Adding an arm is one line here plus its config; its tests follow.
+"""
+TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
+
+_E = 'configs/bench_effl0/'
+_EC = 'configs/controls/bench_effl0/'
+_R = 'configs/bench/'
+_RC = 'configs/controls/bench_r18h/'
+
+REGIMES = dict(
+    # README "ImageNet regime": DeepLabV3+ on EfficientNet-Lite0 initialised from
+    # the official ImageNet weights, adapted to the source once (3000 iterations),
+    # 300 iterations per arm.
+    effl0=dict(
+        title='DeepLabV3+ EfficientNet-Lite0 from ImageNet (data/synthetic_bench)',
+        controls=dict(source_only=_E + 'source_only.py', perturb_only=_EC + 'perturb_only.py'),
+        criteria=dict(
+            npdg=_E + 'npdg.py',
+            npdg_lam1=_EC + 'npdg_lam1.py',
+            slimming=_EC + 'slimming.py',
+            l1=_EC + 'l1.py',
+            random=_EC + 'random.py',
+            taylor=_EC + 'taylor.py',
+            dss=_EC + 'dss.py',
+            risk_variance=_EC + 'risk_variance.py',
+            adasap_npdg=_EC + 'adasap_npdg.py',
+        ),
+        extra=dict(npdg_by_w=_EC + 'npdg_by_w.py'),
+        budgets=dict(flops75=dict(prune_ratio=None, target_flops_ratio=0.75),
+                     flops50=dict(prune_ratio=None, target_flops_ratio=0.5)),
+        warm_start=_E + 'pretrain_source.py',
+        bars=dict(
+            source_only_x1_5=(_E + 'source_only.py', dict(max_iters=450)),
+            l1_source_flops75=(_EC + 'l1_source.py', {}),
+            **{f'oracle_{t}': (_E + f'oracle_{t}.py', {}) for t in TARGETS}),
+    ),
+    # README "From-scratch regime": a half-width ResNet-18 warm-started on the
+    # source (configs/bench/pretrain_source.py, NOT ImageNet), 600 iterations per arm.
+    r18h=dict(
+        title='DeepLabV3+ half-width ResNet-18, source warm start (data/synthetic_bench)',
+        controls=dict(source_only=_R + 'source_only.py', perturb_only=_RC + 'perturb_only.py'),
+        criteria=dict(
+            random=_RC + 'random.py', l1=_RC + 'l1.py', l2=_RC + 'l2.py',
+            slimming=_RC + 'slimming.py', taylor=_RC + 'taylor.py', hessian=_RC + 'hessian.py',
+            dss=_RC + 'dss.py', risk_variance=_RC + 'risk_variance.py', npdg=_R + 'npdg.py',
+            npdg_by_w=_RC + 'npdg_by_w.py', adasap_l1=_RC + 'adasap_l1.py',
+            adasap_npdg=_RC + 'adasap_npdg.py'),
+        extra={},
+        budgets=dict(r30=dict(prune_ratio=0.3, target_flops_ratio=None),
+                     flops50=dict(prune_ratio=None, target_flops_ratio=0.5)),
+        warm_start=_R + 'pretrain_source.py',
+        bars=dict(
+            source_only_x1_5=(_R + 'source_only.py', dict(max_iters=900)),
+            **{f'oracle_{t}': (_R + f'oracle_{t}.py', {}) for t in TARGETS}),
+    ),
+)
+DEFAULT_REGIME = 'effl0'
+
+
+def arms(regime):
+    """Every arm of a regime in table order: controls, criteria, extra."""
+    r = REGIMES[regime]
+    return [*r['controls'], *r['criteria'], *r['extra']]
+
+
+def default_arms(regime):
+    """The arms a plain ``tools/compare.py`` runs (the extra ones need ``--arms``)."""
+    r = REGIMES[regime]
+    return [*r['controls'], *r['criteria']]
+
+
+def config_of(regime, arm):
+    """Config path of an arm."""
+    r = REGIMES[regime]
+    return {**r['controls'], **r['criteria'], **r['extra']}[arm]
+
+
+def plan(regime, arm_names, budgets, seeds):
+    """The runs in order: seed by seed, controls first, then budget by budget.
+
+    Args:
+        regime (str): A key of :data:`REGIMES`.
+        arm_names (list[str]): Arms to run.
+        budgets (list[str]): Budget names of the regime.
+        seeds (list[int]): Seeds.
+
+    Returns:
+        list[dict]: ``arm``, ``budget`` (None for controls), ``seed``,
+        ``config``, ``options``.
+
+    Raises:
+        KeyError: An arm or budget the regime does not have (names the choices).
+    """
+    r = REGIMES[regime]
+    for name in arm_names:
+        if name not in arms(regime):
+            raise KeyError(f'arm {name!r} is not in regime {regime!r}; choose from '
+                           f'{arms(regime)}')
+    for budget in budgets:
+        if budget not in r['budgets']:
+            raise KeyError(f'budget {budget!r} is not in regime {regime!r}; choose from '
+                           f'{list(r["budgets"])}')
+    runs = []
+    for seed in seeds:
+        for arm in arm_names:
+            if arm in r['controls']:
+                runs.append(dict(arm=arm, budget=None, seed=seed, config=r['controls'][arm],
+                                 options={}))
+        for budget in budgets:
+            for arm in arm_names:
+                if arm not in r['controls']:
+                    runs.append(dict(arm=arm, budget=budget, seed=seed,
+                                     config=config_of(regime, arm),
+                                     options=dict(r['budgets'][budget])))
+    return runs
