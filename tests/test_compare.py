@@ -19,7 +19,8 @@ IMPORTANCE_OF = dict(random='RandomImportance', l1='L1Importance', l2='L2Importa
                      slimming='BNScaleImportance', taylor='TaylorImportance',
                      hessian='HessianImportance', dss='DSSImportance',
                      risk_variance='DomainRiskVarianceImportance', npdg='BNScaleImportance',
-                     npdg_lam1='BNScaleImportance',
+                     npdg_lam1='BNScaleImportance', npdg_s0='BNScaleImportance',
+                     npdg_s001='BNScaleImportance',
                      npdg_by_w='SensitivityImportance', adasap_l1='L1Importance',
                      adasap_npdg='BNScaleImportance')
 PRUNE_STEP = dict(effl0=150, r18h=200)   # the last prune iteration of each regime's recipe
@@ -82,9 +83,12 @@ def test_every_arm_prunes_with_its_criterion_at_the_budget(regime, arm, budget):
         assert cfg.get(key) == ref.get(key), key
     assert max(prune['prune_iters']) == PRUNE_STEP[regime]
     # only NPDG and slimming train sparse; only NPDG and NPDG-by-w collect statistics
-    npdg_arms = ('npdg', 'npdg_lam1', 'adasap_npdg')
+    npdg_arms = ('npdg', 'npdg_lam1', 'npdg_s0', 'npdg_s001', 'adasap_npdg')
     assert ('SensitivitySparsityHook' in hooks) == (arm in (*npdg_arms, 'slimming'))
     assert ('SensitivityStatisticsHook' in hooks) == (arm in (*npdg_arms, 'npdg_by_w'))
+    if 'SensitivitySparsityHook' in hooks:
+        assert hooks['SensitivitySparsityHook']['s'] == dict(npdg_s0=0.0, npdg_s001=0.01).get(
+            arm, cfg.sparsity)
     if 'SensitivityStatisticsHook' in hooks:
         assert hooks['SensitivityStatisticsHook']['lam'] == (1.0 if arm == 'npdg_lam1' else 0.4)
     # only the AdaSAP arms take sharpness-aware steps, with the pruning criterion's radii

@@ -188,6 +188,9 @@ def _expected_hooks(npdg_hooks, arm):
     elif base == 'npdg_lam1':  # w = U only
         out = h
         out['SensitivityStatisticsHook']['lam'] = 1.0
+    elif base in ('npdg_s0', 'npdg_s001'):  # the sparsity term weakened or off
+        out = h
+        out['SensitivitySparsityHook']['s'] = 0.0 if base == 'npdg_s0' else 0.01
     elif base == 'l1_source':  # bar (d): plain L1 at 0.75x FLOPs, no perturbation
         out = keep('ModelComplexityHook', 'UnitPruningHook', 'PrunedCheckpointHook')
         out['UnitPruningHook'].update(importance=CRITERION_ARMS['l1'], ratio=None,
@@ -247,7 +250,8 @@ def test_every_recipe_has_the_full_set_of_controls():
         assert needed <= arms, (recipe, needed - arms)
         # every further arm is a criterion arm the claims test knows
         assert {a.replace('_flops50', '').replace('adasap_', '') for a in arms} <= {
-            'perturb_only', 'slimming', 'npdg', 'npdg_lam1', 'l1_source', *CRITERION_ARMS}
+            'perturb_only', 'slimming', 'npdg', 'npdg_lam1', 'npdg_s0', 'npdg_s001', 'l1_source',
+            *CRITERION_ARMS}
 
 
 def _dataset_ids(loader):

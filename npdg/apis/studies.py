@@ -39,7 +39,9 @@ REGIMES = dict(
             risk_variance=_EC + 'risk_variance.py',
             adasap_npdg=_EC + 'adasap_npdg.py',
         ),
-        extra=dict(npdg_by_w=_EC + 'npdg_by_w.py'),
+        # on request: prune by w, and s = 0 / 0.01 (does sparse training hurt?)
+        extra=dict(npdg_by_w=_EC + 'npdg_by_w.py', npdg_s0=_EC + 'npdg_s0.py',
+                   npdg_s001=_EC + 'npdg_s001.py'),
         budgets=dict(flops75=dict(prune_ratio=None, target_flops_ratio=0.75),
                      flops50=dict(prune_ratio=None, target_flops_ratio=0.5)),
         warm_start=_E + 'pretrain_source.py',
