@@ -6,7 +6,7 @@
 # 3000 iterations; no target image is used. The arms (./source_only.py, ./npdg.py,
 # configs/controls/bench_effl0/) train 300 more iterations from it.
 #
-#   python tools/train.py configs/bench_effl0/pretrain_source.py
+#   python tools/train.py configs/bench_effl0/pretrain_source.py --work-dir work_dirs/pretrain_source_effl0
 #
 # Why a warm start (README "ImageNet regime"): straight from ImageNet, 600
 # iterations reach 20.8 held-out source mIoU with the loss still falling (seed 0),

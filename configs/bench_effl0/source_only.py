@@ -8,9 +8,10 @@
 #   python tools/train.py configs/bench_effl0/source_only.py
 #   python tools/test.py configs/bench_effl0/source_only.py work_dirs/source_only/iter_300.pth
 _base_ = ['./pretrain_source.py']
-# The checkpoint of the warm start (tools/train.py configs/bench_effl0/pretrain_source.py
-# writes it here; tools/compare.py passes the one it made).
-warm_start = 'work_dirs/pretrain_source/iter_3000.pth'
+# The checkpoint of the warm start (tools/train.py configs/bench_effl0/pretrain_source.py --work-dir
+# work_dirs/pretrain_source_effl0 writes it here, apart from the from-scratch regime's
+# work_dirs/pretrain_source; tools/compare.py passes the one it made).
+warm_start = 'work_dirs/pretrain_source_effl0/iter_3000.pth'
 load_from = '${warm_start}'
 max_iters = 300
 default_hooks = dict(checkpoint=dict(interval=100, max_keep_ckpts=2))
