@@ -14,7 +14,8 @@ setup(
     description='Domain generalization for MMSegmentation 1.x by network pruning',
     long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['npdg', 'npdg.*']),
+    # npdg, and the synthetic-domain generator the demo and the tests use
+    packages=find_packages(include=['npdg', 'npdg.*', 'synthetic_domains']),
     python_requires='>=3.8',
     # torch is deliberately not listed: the CPU wheel must be pinned by the
     # installer (requirements.txt) and GPU machines bring their own build.

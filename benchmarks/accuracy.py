@@ -8,7 +8,7 @@
     python benchmarks/accuracy.py --study convergence  # source-only trained 1.5x longer
     python benchmarks/accuracy.py --shift              # + every run on targets at shift 1, 2, 3
 
-The regime (configs/bench/, README "Benchmark regime"):
+The regime (configs/bench/, docs/results.md "benchmark regime"):
 
 * Data: data/synthetic_bench, the synthetic domains made with
   ``appearance_shift=3`` (the targets' global appearance - colour cast, white
@@ -41,20 +41,19 @@ import argparse
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import npdg  # noqa: E402,F401
+from mmengine.config import DictAction  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.apis import bench, experiment  # noqa: E402
 from npdg.apis.bench import DATA, PRETRAIN, cached, load, mean_std  # noqa: E402,F401
 from npdg.apis.demo import TARGETS  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 from npdg.utils.checkpoint_io import file_digest as sha256  # noqa: E402
 from npdg.utils.settings import split_overrides  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCH = 'configs/bench/'

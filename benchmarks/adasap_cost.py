@@ -29,12 +29,12 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-import npdg  # noqa: E402,F401
-from mmengine.runner import Runner  # noqa: E402
 from overhead import IterClockHook  # noqa: E402  (the per-iteration clock)
 
+import npdg  # noqa: E402,F401
 from npdg.apis import demo, experiment  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
+from npdg.engine.runner import NpdgRunner
 
 ADASAP = dict(type='AdaSAPHook', importance=dict(type='L1Importance', normalizer='mean'),
               score_interval=10, trace_shape=(3, 64, 64))
@@ -55,7 +55,7 @@ def iteration_times(hooks, data_root, iters):
         cfg.work_dir = work
         cfg.experiment_name = f'adasap_cost_{time.time_ns()}'
         cfg.visualizer.name = cfg.experiment_name
-        runner = Runner.from_cfg(cfg)
+        runner = NpdgRunner.from_cfg(cfg)
         runner.train()
     return next(h for h in runner.hooks if isinstance(h, IterClockHook)).times
 

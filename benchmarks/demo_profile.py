@@ -31,11 +31,11 @@ from collections import defaultdict
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import npdg  # noqa: E402,F401
-from mmengine.runner import Runner  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.apis import demo, experiment  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
+from npdg.engine.runner import NpdgRunner
 
 STAGES = ('before_run', 'before_train', 'before_train_epoch', 'before_train_iter',
           'after_train_iter', 'after_train_epoch', 'after_train', 'after_run',
@@ -108,7 +108,7 @@ def profile_config(name, data_root, iters, prune_at, top):
         # mmengine keeps one visualizer/logger per name: a fresh one per run
         cfg.experiment_name = f'demo_profile_{name}_{time.time_ns()}'
         cfg.visualizer.name = cfg.experiment_name
-        runner = Runner.from_cfg(cfg)
+        runner = NpdgRunner.from_cfg(cfg)
         instrument(runner, timer)
         profiler = cProfile.Profile() if top else None
         start = time.perf_counter()

@@ -31,10 +31,10 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-import npdg  # noqa: E402,F401
 import pruned_speed  # noqa: E402
 import torch  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg import deploy  # noqa: E402
 from npdg.analysis.complexity import segmentor_complexity  # noqa: E402
 from npdg.pruning.pruner import UnitPruner  # noqa: E402
@@ -142,7 +142,7 @@ def bench(name, shape, repeats, warmup, threads, checkpoints=None, workdir=None)
 
 
 def markdown(rows):
-    """The table of README."""
+    """The table of docs/results.md (Deploy speed)."""
     lines = ['| model | variant | GFLOPs | params (M) | torch (ms) | onnxruntime (ms) | '
              'FLOPs ratio | torch ratio | onnxruntime ratio | ort / FLOPs |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']

@@ -29,11 +29,12 @@ import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import npdg  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import HOOKS  # noqa: E402
+
+import npdg  # noqa: E402,F401
+from npdg.engine.runner import NpdgRunner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -85,7 +86,7 @@ def run(hooks, iters, work):
                            logger=dict(interval=10 ** 6)),
         val_dataloader=None, val_cfg=None, val_evaluator=None, log_level='WARNING'))
     cfg.custom_hooks = list(hooks) + [dict(type='IterClockHook')]
-    runner = Runner.from_cfg(cfg)
+    runner = NpdgRunner.from_cfg(cfg)
     runner.train()
     return next(h for h in runner.hooks if isinstance(h, IterClockHook)).times
 

@@ -21,11 +21,11 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import npdg  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.model import revert_sync_batchnorm  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.analysis.complexity import segmentor_complexity  # noqa: E402
 from npdg.models import convert_mit_attention  # noqa: E402
 from npdg.pruning.pruner import UnitPruner  # noqa: E402
@@ -136,7 +136,8 @@ def main():
               f"{row['params_pruned_m']:.1f} M (x{row['params_ratio']:.3f}), latency "
               f"{row['latency_base_s'] * 1e3:.0f} -> {row['latency_pruned_s'] * 1e3:.0f} ms "
               f"(x{row['latency_ratio']:.3f}); latency/FLOPs ratio "
-              f"{row['latency_over_flops']:.3f} ({'ok' if row['latency_over_flops'] <= 1.15 else 'over 1.15'})",
+              f"{row['latency_over_flops']:.3f} "
+              f"({'ok' if row['latency_over_flops'] <= 1.15 else 'over 1.15'})",
               flush=True)
     out = args.out or osp.join(ROOT, 'benchmarks', 'results',
                                f'pruned_speed_{args.device}.json')

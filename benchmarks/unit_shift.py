@@ -27,8 +27,9 @@ import statistics
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import npdg  # noqa: E402,F401
 import torch  # noqa: E402
+
+import npdg  # noqa: E402,F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -47,6 +48,20 @@ def spearman(a, b):
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = float(ra.norm() * rb.norm())
     return float((ra * rb).sum()) / den if den > 0 else float('nan')
+
+
+def stage_of(name):
+    """Stage of a layer: a ResNet ``layerN``, an EfficientNet-Lite stage, stem or head."""
+    parts = name.split('.')
+    if parts[0] != 'backbone':
+        return parts[0]
+    if '_blocks' in parts:
+        block = int(parts[parts.index('_blocks') + 1])
+        # EfficientNet-Lite0 stages (strides 2,4,8,16,16,32,32): blocks 0|1-2|3-4|5-7|8-10|11-14|15
+        bounds = [(0, 1), (1, 3), (3, 5), (5, 8), (8, 11), (11, 15), (15, 16)]
+        return 'backbone.stage%d' % next(i for i, (a, b) in enumerate(bounds) if a <= block < b)
+    layer = next((p for p in parts if p.startswith('layer')), None)
+    return f'backbone.{layer}' if layer else 'backbone.stem'
 
 
 def loader(cfg, dataset, batch_size=2):
@@ -151,8 +166,24 @@ def main(argv=None):
         mask = torch.zeros(len(w), dtype=torch.bool)
         mask[top] = True
         top_vs_rest.append((float(s[mask].mean()), float(s[~mask].mean())))
+    by_stage = {}
+    for n in names:
+        by_stage.setdefault(stage_of(n), []).append(n)
+    stages = {}
+    for stage, members in by_stage.items():
+        row = {key: spearman(torch.cat([scores[n][f'{key}_norm' if key != 'w' else 'w']
+                                        for n in members]),
+                             torch.cat([shift[n] for n in members]))
+               for key in ('unary', 'binary', 'w')}
+        row.update(layers=len(members), channels=int(sum(len(shift[n]) for n in members)),
+                   mean_shift=float(torch.cat([shift[n] for n in members]).mean()))
+        stages[stage] = row
+        print(f"[unit_shift] {stage:18s} {row['channels']:5d} ch  Spearman U {row['unary']:+.3f}"
+              f"  B {row['binary']:+.3f}  w {row['w']:+.3f}  mean shift {row['mean_shift']:.3f}",
+              flush=True)
     result = dict(
-        checkpoint=args.checkpoint, layers=len(names),
+        checkpoint=args.checkpoint, config=args.config, layers=len(names),
+        spearman_by_stage=stages,
         channels=int(sum(len(shift[n]) for n in names)),
         spearman_pooled=pooled, spearman_median_over_layers=per_layer,
         shift_top30_w=statistics.mean(t for t, _ in top_vs_rest),

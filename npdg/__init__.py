@@ -12,5 +12,5 @@ from .utils import pretrained as _pretrained  # noqa: E402
 
 _pretrained.install()
 
-from . import amp, datasets, evaluation, hooks, models, perturbation, statistics  # noqa: E402,F401,E501
+from . import amp, datasets, engine, evaluation, hooks, models, perturbation, statistics  # noqa: E402,F401,E501
 from .version import __version__  # noqa: E402,F401

@@ -25,35 +25,37 @@ here, each only where it exists:
   (:mod:`npdg.utils.resume`).
 * **mmengine loads a pruned checkpoint partly.** ``_load_checkpoint_to_model``
   is wrapped to rebuild a checkpoint's pruned structure first and load it
-  strictly, and ``Runner.register_hooks`` to add ``PrunedCheckpointHook``
-  where a config lacks it.
+  strictly, so ``load_checkpoint`` and mmseg's ``init_model`` never build a
+  half-random net from a pruned file, whichever runner or script loads it.
 
 * **mmengine 0.10.x cannot start CPU-only distributed runs.** Its PyTorch
   launcher calls ``torch.cuda.set_device`` unconditionally, which fails on a
   CPU build of torch. Only where CUDA is unavailable, the launcher is replaced
   by one that initialises the process group (gloo) without touching CUDA.
 
-* **mmengine copies config variables when it reads the file.** npdg's configs
-  refer to their settings as ``'${name}'`` (:mod:`npdg.utils.settings`), which
-  must be resolved after ``--cfg-options`` are merged. ``Runner.from_cfg`` is
-  wrapped to resolve them (and to refuse misspelt top-level keys) first, so
-  mmseg's own ``tools/train.py``/``test.py`` run npdg configs as npdg's do.
-  Checked against mmengine 0.10.x.
-
 All are idempotent and run from ``npdg/__init__.py``, which every entry point
 (and every spawned DataLoader worker) imports.
+
+What needs no global change lives in npdg's own runner,
+:class:`npdg.engine.NpdgRunner` (``runner_type = 'NpdgRunner'`` in every npdg
+config; mmseg's tools build it through ``RUNNERS``): the ``'${name}'``
+settings are resolved in its ``from_cfg``, SegFormer attention is converted
+per head in its ``build_model``, and its ``register_hooks`` adds
+``PrunedCheckpointHook`` where a config lacks it. mmengine's ``Runner`` class
+itself is not changed (tests/test_engine.py checks it after ``import npdg``).
 
 Two more patches are not global and live where they act:
 
 * :class:`npdg.pruning.recorder.PruningRecorder` wraps torch-pruning's private
   ``BasePruningFunc._prune_parameter_and_grad`` only inside its ``with``
-  block (and checks the function exists, see :func:`check_torch_pruning`);
+  block (and checks the function exists,
+  :func:`npdg.pruning.recorder.check_torch_pruning`);
 * :func:`flush_denormals` sets ``torch.set_flush_denormal(True)``, called by
   the command-line entry points only (tools/, benchmarks/), never by library
   code.
 
 :data:`CHECKED_VERSIONS` lists the versions every patch was checked against;
-:func:`patched_library_versions` reports the installed ones (README "What npdg
+:func:`patched_library_versions` reports the installed ones (docs/reliability.md "What npdg
 patches").
 """
 import importlib.util
@@ -148,7 +150,7 @@ def install_mmcv_ops_standin(force: bool = False) -> bool:
             raise AttributeError(name)
         raise ModuleNotFoundError(
             f'mmcv.ops.{name} needs the compiled mmcv ops, but only mmcv-lite '
-            'is installed. Install full mmcv 2.1.x (see README, "GPU machines") '
+            'is installed. Install full mmcv 2.1.x (see docs/gpu.md) '
             'to use it.', name='mmcv._ext')
 
     module.__getattr__ = __getattr__
@@ -243,6 +245,41 @@ def install_checkpoint_recording() -> bool:
     return done
 
 
+class _DeferredRemovals:
+    """A CheckpointHook's file backend whose ``remove``/``rmtree`` wait.
+
+    Everything else goes to the real backend. :meth:`run` then removes what
+    was asked, except ``keep`` (the checkpoint just written).
+
+    Args:
+        backend: The hook's ``file_backend``.
+    """
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.pending = []
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def remove(self, filepath):
+        self.pending.append(('remove', filepath))
+
+    def rmtree(self, dir_path):
+        self.pending.append(('rmtree', dir_path))
+
+    def run(self, keep=None):
+        """Do the removals asked for; return the removed paths."""
+        done = []
+        for method, path in self.pending:
+            if keep is not None and str(path) == str(keep):
+                continue
+            getattr(self._backend, method)(path)
+            done.append(str(path))
+        self.pending = []
+        return done
+
+
 def install_work_dir_resume() -> bool:
     """Resume a work dir from its own files, also through mmengine's auto-resume.
 
@@ -250,6 +287,16 @@ def install_work_dir_resume() -> bool:
       ``last_checkpoint``) is followed by :func:`npdg.utils.resume.
       write_last_checkpoint`: a name relative to the work dir, so that a
       moved or copied work dir resumes from its own checkpoints;
+    * with ``max_keep_ckpts > 0`` mmengine removes the oldest kept checkpoint
+      *before* it writes the new one, so a kill mid-write could leave no
+      intact checkpoint (always the case with ``max_keep_ckpts=1``). The
+      wrapper defers that removal (the hook's ``file_backend.remove`` /
+      ``rmtree`` are recorded, not run, during the save) until the new file
+      has been renamed into place and ``last_checkpoint`` names it; then the
+      old file goes (and its record in ``.npdg_trusted.json``). If the save
+      raises, the old file stays. The folder briefly holds
+      ``max_keep_ckpts + 1`` checkpoints. Without ``max_keep_ckpts`` nothing
+      changes;
     * ``find_latest_checkpoint`` (``Runner`` with ``resume=True`` and no
       ``load_from``) becomes :func:`npdg.utils.resume.find_resume_checkpoint`:
       relative names resolve against the work dir, and a name outside it is
@@ -269,16 +316,29 @@ def install_work_dir_resume() -> bool:
 
     def make_save(original):
         def _save_checkpoint_with_step(self, runner, step, meta):
-            original(self, runner, step, meta)
+            backend = getattr(self, 'file_backend', None)
+            deferred = None
+            if self.max_keep_ckpts > 0 and backend is not None:
+                deferred = self.file_backend = _DeferredRemovals(backend)
+            try:
+                original(self, runner, step, meta)
+            finally:
+                if deferred is not None:
+                    self.file_backend = backend
             from mmengine.dist import is_main_process
             if is_main_process():
                 from npdg.utils.resume import write_last_checkpoint
                 write_last_checkpoint(runner.work_dir, self.last_ckpt)
+            if deferred is not None:
+                from npdg.utils.checkpoint_io import forget_removed
+                for path in deferred.run(keep=self.last_ckpt):
+                    forget_removed(path)
         return _save_checkpoint_with_step
 
     def make_find(original):
         def find_latest_checkpoint(path):
             from mmengine.logging import print_log
+
             from npdg.utils.resume import find_resume_checkpoint
             found, note = find_resume_checkpoint(path)
             if note:
@@ -300,7 +360,7 @@ def install_pruned_checkpoint_loading() -> bool:
 
     * ``_load_checkpoint_to_model`` (``load_checkpoint``, ``Runner.
       load_checkpoint``, mmseg's ``init_model``): a checkpoint that carries
-      ``meta.npdg_structure`` resizes the model to it first and must then
+      ``meta['npdg']['structure']`` resizes the model to it first and must then
       match exactly (any shape or key mismatch is an error);
     * ``Runner.register_hooks``: a Runner without ``PrunedCheckpointHook``
       gets one (``check_unstructured=False``: checkpoints without a structure
@@ -312,7 +372,6 @@ def install_pruned_checkpoint_loading() -> bool:
     Returns:
         bool: True when installed now.
     """
-    from mmengine.runner import Runner
     from mmengine.runner import checkpoint as ckpt_module
     from mmengine.runner import runner as runner_module
 
@@ -328,16 +387,6 @@ def install_pruned_checkpoint_loading() -> bool:
 
     done = _wrap(ckpt_module, '_load_checkpoint_to_model', make_loader)
     runner_module._load_checkpoint_to_model = ckpt_module._load_checkpoint_to_model
-
-    def make_register(original):
-        def register_hooks(self, default_hooks=None, custom_hooks=None):
-            original(self, default_hooks, custom_hooks)
-            from npdg.hooks.pruned_checkpoint_hook import PrunedCheckpointHook
-            if not any(isinstance(h, PrunedCheckpointHook) for h in self._hooks):
-                self.register_hook(PrunedCheckpointHook(check_unstructured=False))
-        return register_hooks
-
-    _wrap(Runner, 'register_hooks', make_register)
     return done
 
 
@@ -374,30 +423,6 @@ def install_cpu_distributed_launcher(force: bool = False) -> bool:
     return True
 
 
-def install_settings_resolution() -> bool:
-    """Make ``Runner.from_cfg`` resolve ``'${name}'`` settings and check keys.
-
-    Returns:
-        bool: True when the wrapper was installed now, False if it already was.
-    """
-    from mmengine.runner import Runner
-    original = Runner.__dict__['from_cfg'].__func__
-    if getattr(original, '__npdg_wrapped__', False):
-        return False
-
-    def from_cfg(cls, cfg):
-        from npdg.utils.settings import check_top_level_keys, resolve_settings
-        check_top_level_keys(cfg, source=getattr(cfg, 'filename', None) or 'the config')
-        resolve_settings(cfg)
-        return original(cls, cfg)
-
-    from_cfg.__npdg_wrapped__ = True
-    from_cfg.__wrapped__ = original
-    from_cfg.__doc__ = original.__doc__
-    Runner.from_cfg = classmethod(from_cfg)
-    return True
-
-
 # library -> version prefix the patches above were checked against
 CHECKED_VERSIONS = dict(mmengine='0.10.', mmcv='2.1.', torch_pruning='1.6.', mmseg='1.2.')
 
@@ -418,29 +443,6 @@ def patched_library_versions():
     return out
 
 
-def check_torch_pruning():
-    """The torch-pruning internals PruningRecorder relies on, or a clear error.
-
-    Returns:
-        type: ``BasePruningFunc`` (its ``_prune_parameter_and_grad`` exists).
-
-    Raises:
-        RuntimeError: When the private function is gone (another torch-pruning).
-    """
-    import torch_pruning as tp
-    base = getattr(getattr(getattr(tp, 'pruner', None), 'function', None),
-                   'BasePruningFunc', None)
-    if base is None or '_prune_parameter_and_grad' not in base.__dict__:
-        raise RuntimeError(
-            f'torch-pruning {getattr(tp, "__version__", "?")} has no '
-            'BasePruningFunc._prune_parameter_and_grad, which npdg\'s PruningRecorder '
-            f'intercepts; npdg was checked with torch-pruning {CHECKED_VERSIONS["torch_pruning"]}x '
-            '(pip install "torch-pruning==1.6.0").')
-    if not str(getattr(tp, '__version__', '')).startswith(CHECKED_VERSIONS['torch_pruning']):
-        warnings.warn(f'torch-pruning {tp.__version__}: npdg\'s PruningRecorder was checked '
-                      f'with {CHECKED_VERSIONS["torch_pruning"]}x; the kept-index record is '
-                      'verified after every prune, so a mismatch fails loudly.')
-    return base
 
 
 def flush_denormals():
@@ -462,4 +464,3 @@ def apply() -> None:
     install_work_dir_resume()
     install_pruned_checkpoint_loading()
     install_cpu_distributed_launcher()
-    install_settings_resolution()

@@ -4,13 +4,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import build, deeplab_r18_cfg, register_random_dataset, runner_cfg, segformer_b0_cfg
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
-from mmengine.runner import Runner
 
 import npdg  # noqa: F401
-from conftest import build, deeplab_r18_cfg, register_random_dataset, runner_cfg, \
-    segformer_b0_cfg
+from npdg.engine.runner import NpdgRunner
 from npdg.hooks import AdaSAPHook
 from npdg.importance.unit_params import unit_slices
 from npdg.models import convert_mit_attention
@@ -212,7 +211,7 @@ def test_gradient_accumulation_restores_every_iteration_and_steps_once():
 
 
 def test_phases_follow_the_prune_iterations_and_a_prune_rescores():
-    from npdg.hooks.run_state import run_state
+    from npdg.engine.run_state import run_state
     hook = AdaSAPHook(begin=1, score_interval=3)
     runner = SimpleNamespace(optim_wrapper=None)
     run_state(runner).prune_iters = [4, 8]
@@ -229,7 +228,7 @@ def test_phases_follow_the_prune_iterations_and_a_prune_rescores():
     runner.iter = 4
     hook.current_radii(runner, model)
     assert hook.scored_iter == 4
-    hook._structure_changed(runner)
+    hook.on_pruned(runner)
     runner.iter = 5
     hook.current_radii(runner, model)
     assert hook.scored_iter == 5 and len(hook.radii) == len(first)
@@ -264,14 +263,14 @@ def test_runner_prunes_and_resumes_bit_exactly(tmp_path, importance):
     # radii scored at 0 and 3, prune after 4, uniform from 4; resumed at 2 with the radii of 0
     cfg = runner_cfg(tmp_path / 'a', deeplab_r18_cfg(), max_iters=5,
                      custom_hooks=_hooks(importance), checkpoint_interval=2)
-    full = Runner.from_cfg(cfg)
+    full = NpdgRunner.from_cfg(cfg)
     full.train()
     hook = next(h for h in full.hooks if isinstance(h, AdaSAPHook))
     assert hook.steps == 5 and hook.uniform_after == 4 and hook.scored_iter == 3
     cfg = runner_cfg(tmp_path / 'a', deeplab_r18_cfg(), max_iters=5,
                      custom_hooks=_hooks(importance), checkpoint_interval=2)
     cfg.resume, cfg.load_from = True, str(tmp_path / 'a' / 'iter_2.pth')
-    resumed = Runner.from_cfg(cfg)
+    resumed = NpdgRunner.from_cfg(cfg)
     resumed.train()
     for (n, p), (_, q) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
         assert torch.equal(p, q), n
@@ -281,7 +280,7 @@ def test_runner_under_cpu_bfloat16_amp(tmp_path):
     cfg = runner_cfg(tmp_path / 'amp', segformer_b0_cfg(), max_iters=5,
                      custom_hooks=_hooks(dict(type='L1Importance')))
     cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
-    runner = Runner.from_cfg(cfg)
+    runner = NpdgRunner.from_cfg(cfg)
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, AdaSAPHook))
     assert hook.steps == 5 and hook.skipped == 0

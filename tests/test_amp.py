@@ -8,15 +8,15 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+from conftest import TinyNet, deeplab_r18_cfg, runner_cfg
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
-from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 import npdg  # noqa: F401
-from conftest import TinyNet, deeplab_r18_cfg, runner_cfg
 from npdg.amp import CPUAmpOptimWrapper, enable_amp, training_autocast
+from npdg.engine.runner import NpdgRunner
 from npdg.hooks import SensitivitySparsityHook
 from npdg.utils.checkpoint_io import load_from_local
 
@@ -108,7 +108,7 @@ def test_amp_run_uses_bfloat16_in_every_hook(amp_run):
     refreshes = re.findall(r'sensitivity statistics refreshed at iter (\d+).*?'
                            r'from (\S+) activations into (\S+) sums', log)
     assert refreshes == [('2', 'bfloat16', 'float64')]
-    sums = load_from_local(str(work / 'iter_1.pth'))['npdg_sensitivity']['stats']
+    sums = load_from_local(str(work / 'iter_1.pth'))['meta']['npdg']['statistics']['stats']
     assert len(sums) > 30  # every BN layer, mid-window (collected at iter 1, not yet reset)
     for name, layer in sums.items():
         assert all(v.dtype == torch.float64 for v in layer.values()), name
@@ -119,6 +119,7 @@ def test_amp_run_uses_bfloat16_in_every_hook(amp_run):
 def test_amp_checkpoint_reloads_bit_exactly_smaller_with_optimizer_state(amp_run):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
+
     from npdg.analysis import segmentor_complexity
     from npdg.pruning.structure import load_pruned_checkpoint
     work, _, _ = amp_run
@@ -256,7 +257,7 @@ def test_grad_scaler_state_survives_the_prune_and_the_resume(tmp_path, cpu_grad_
                                loss_scale=dict(init_scale=2. ** 10, growth_interval=1))
         return c
 
-    runner = Runner.from_cfg(cfg(tmp_path / 'run'))
+    runner = NpdgRunner.from_cfg(cfg(tmp_path / 'run'))
     params_before = sum(p.numel() for p in runner.model.parameters())
     runner.train()
     assert sum(p.numel() for p in runner.model.parameters()) < params_before
@@ -276,7 +277,7 @@ def test_grad_scaler_state_survives_the_prune_and_the_resume(tmp_path, cpu_grad_
     # resuming the pruned checkpoint restores the scaler (fresh: 2^10 -> 2^13 at iter 6)
     resumed = cfg(tmp_path / 'run')
     resumed.resume, resumed.load_from = True, str(tmp_path / 'run' / 'iter_3.pth')
-    again = Runner.from_cfg(resumed)
+    again = NpdgRunner.from_cfg(resumed)
     again.train()
     assert again.optim_wrapper.loss_scaler.get_scale() == 2. ** 16
     assert sum(p.numel() for p in again.model.parameters()) == \

@@ -7,10 +7,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import npdg  # noqa: F401
 from mmseg.registry import DATASETS
 
+import npdg  # noqa: F401
 from npdg.datasets import GTA5Dataset, MultiTargetDataset
 from npdg.datasets.sample_errors import DataSampleError
 from npdg.evaluation import MultiTargetIoUMetric

@@ -2,10 +2,10 @@
 import importlib.util
 import os.path as osp
 
-import npdg  # noqa: F401  (before mmseg)
 import pytest
 import torch
 
+import npdg  # noqa: F401  (before mmseg)
 from npdg.apis import experiment
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

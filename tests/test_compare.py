@@ -3,9 +3,9 @@ import importlib.util
 import math
 import os.path as osp
 
-import npdg  # noqa: F401  (before mmseg)
 import pytest
 
+import npdg  # noqa: F401  (before mmseg)
 from npdg.apis import experiment
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

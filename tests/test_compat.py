@@ -102,6 +102,7 @@ def test_loader_reads_checkpoints_npdg_wrote(tmp_path):
 
 def test_loader_refuses_untrusted_pickles_until_named(tmp_path, monkeypatch):
     from mmengine.runner.checkpoint import CheckpointLoader
+
     from npdg.utils.checkpoint_io import TRUST_ENV, UntrustedCheckpointError, record_trusted
     path = tmp_path / 'foreign.pth'
     torch.save(_mmengine_like_checkpoint(), path)  # not written through npdg
@@ -142,6 +143,7 @@ def test_trusted_loader_names_missing_file(tmp_path):
 def test_trust_model_loader_on_every_torch(monkeypatch):
     """Older torch unpickles everything by default: npdg's loader is used there too."""
     from mmengine.runner.checkpoint import CheckpointLoader
+
     from npdg.utils.checkpoint_io import load_from_local
     monkeypatch.setattr(torch, '__version__', '2.5.1+cpu')
     assert not compat.torch_loads_weights_only()
@@ -161,8 +163,8 @@ def test_patched_libraries_are_the_checked_versions():
 def test_recorder_refuses_a_torch_pruning_without_the_patched_function(monkeypatch):
     import torch_pruning as tp
 
-    from npdg.compat import check_torch_pruning
     from npdg.pruning.optimizer_sync import PruningRecorder
+    from npdg.pruning.recorder import check_torch_pruning
     assert check_torch_pruning() is tp.pruner.function.BasePruningFunc
 
     class Other:

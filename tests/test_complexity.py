@@ -7,8 +7,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
-
-import npdg  # noqa: F401  (registers npdg's modules; must precede mmseg)
 from mmengine.config import ConfigDict
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MessageHub, MMLogger
@@ -16,8 +14,8 @@ from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 from mmseg.registry import HOOKS, MODELS
 
-from npdg.analysis import (format_complexity, measure_latency,
-                           segmentor_complexity, segmentor_latency)
+import npdg  # noqa: F401  (registers npdg's modules; must precede mmseg)
+from npdg.analysis import format_complexity, measure_latency, segmentor_complexity, segmentor_latency
 from npdg.hooks import ModelComplexityHook
 
 SHAPE = (3, 16, 20)

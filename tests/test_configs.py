@@ -5,10 +5,10 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.model import revert_sync_batchnorm
-
-import npdg  # noqa: F401
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
+
+import npdg  # noqa: F401
 from npdg.pruning.units import unit_scales
 from npdg.utils.config import load_config
 

@@ -1,21 +1,21 @@
 """Every registered criterion on the shared scoring machinery, with brute-force references."""
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import build, deeplab_r18_cfg, segformer_b0_cfg
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import npdg  # noqa: F401
 from npdg.analysis.complexity import segmentor_complexity
-from npdg.hooks.run_state import NpdgRunState, run_state
+from npdg.engine.run_state import NpdgRunState, run_state
+from npdg.engine.runner import NpdgRunner
 from npdg.importance import IMPORTANCES, ScoringBatches, ScoringContext, build_importance
 from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.selection import cumulative_fraction, select_units_per_layer, step_budget
 from npdg.pruning.structure import add_structure, load_pruned_checkpoint
 from npdg.pruning.units import ChannelUnits, HeadUnits, collect_units
-from conftest import build, deeplab_r18_cfg, segformer_b0_cfg
 
 
 def raw_batches(num_batches=2, batch_size=2, size=64, seed=0):
@@ -348,8 +348,6 @@ def test_data_criterion_in_a_run_leaves_the_training_stream_alone(tmp_path):
     as without pruning (the scoring context draws its own)."""
     import json
 
-    from mmengine.runner import Runner
-
     from conftest import runner_cfg
     _record_batches_hook()
     style = dict(type='StylePerturbationHook', perturbation=dict(type='AdvStyle'))
@@ -358,7 +356,7 @@ def test_data_criterion_in_a_run_leaves_the_training_stream_alone(tmp_path):
                  scoring=dict(num_batches=2))
     runs = {}
     for name, hooks in (('pruned', [style, prune]), ('plain', [style])):
-        runner = Runner.from_cfg(runner_cfg(tmp_path / name, deeplab_r18_cfg(), max_iters=5,
+        runner = NpdgRunner.from_cfg(runner_cfg(tmp_path / name, deeplab_r18_cfg(), max_iters=5,
                                             custom_hooks=hooks + [dict(type='BatchRecorderHook')]))
         runner.train()
         runs[name] = next(h for h in runner.hooks if type(h).__name__ == 'BatchRecorderHook')
@@ -373,3 +371,37 @@ def test_data_criterion_in_a_run_leaves_the_training_stream_alone(tmp_path):
     shares = [1 - e['units_after'] / e['units_before'] for e in steps[0]['layers']
               if e['units_before'] >= 20]
     assert max(shares) - min(shares) < 0.1
+
+
+def test_criteria_have_their_own_registry_not_mmsegs_models():
+    from mmseg.registry import MODELS
+
+    from npdg.importance import CRITERIA, IMPORTANCES, build_importance
+    assert sorted(CRITERIA.module_dict) == sorted(IMPORTANCES) and len(IMPORTANCES) >= 10
+    assert all(MODELS.get(name) is None for name in IMPORTANCES)
+    assert type(build_importance(dict(type='L1Importance'))).__name__ == 'L1Importance'
+
+
+def test_a_criterion_registered_the_old_way_fails_with_the_fix():
+    import torch.nn as nn
+    from mmseg.registry import MODELS
+
+    from npdg.importance import build_importance
+
+    @MODELS.register_module(force=True)
+    class OldStyleImportance(nn.Module):
+        pass
+    with pytest.raises(KeyError, match='register_importance'):
+        build_importance(dict(type='OldStyleImportance'))
+    with pytest.raises(KeyError, match="Unknown importance 'Nope'"):
+        build_importance(dict(type='Nope'))
+
+
+def test_a_criterion_without_the_context_argument_fails_with_the_fix():
+    from npdg.importance import Importance, build_importance
+
+    class NoContext(Importance):
+        def __call__(self, units):
+            return units
+    with pytest.raises(TypeError, match=r'NoContext.__call__ must take \(units, context\)'):
+        build_importance(NoContext())

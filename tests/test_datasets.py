@@ -5,11 +5,11 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 
 import npdg  # noqa: F401  (before mmseg)
 import npdg.datasets.gta as gta_module
-from mmseg.registry import DATASETS, TRANSFORMS
 from npdg.datasets import CheckSegSample, GTA5Dataset, Mapillary19Dataset
 from npdg.datasets.label_maps import mapillary_mapping_record
 

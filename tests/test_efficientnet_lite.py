@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import npdg  # noqa: F401
-from npdg.models.efficientnet_lite import (EfficientNetLite, EfficientNetLiteClassifier,
-                                           same_padding)
+from npdg.models.efficientnet_lite import EfficientNetLite, EfficientNetLiteClassifier, same_padding
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_CFG = osp.join(ROOT, 'configs', '_base_', 'models', 'deeplabv3plus_effl0.py')
@@ -30,8 +29,8 @@ def photo(name, size=224):
     ``size``, scale RGB 0..255 as ``(x - 127) / 128``.
     """
     skimage = pytest.importorskip('skimage')
-    import skimage.io
-    img = skimage.io.imread(osp.join(osp.dirname(skimage.__file__), 'data', name))[..., :3]
+    from skimage import io as skio
+    img = skio.imread(osp.join(osp.dirname(skimage.__file__), 'data', name))[..., :3]
     x = torch.from_numpy(img.copy()).permute(2, 0, 1).float()[None]
     h, w = x.shape[2:]
     scale = 256 / min(h, w)
@@ -295,6 +294,56 @@ def test_units_of_the_mbconv_blocks(effl0_state):
                      if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                      and not n.startswith('auxiliary_head.'))
     assert sorted(b for s in groups.values() for b in s) == all_bns
+
+
+EXPANSION_ONLY = [r'^backbone\._blocks\.0\._depthwise_conv$', r'_project_conv$', r'^decode_head\.']
+
+
+def test_ignored_units_keep_streams_stem_and_head_whole(effl0_state):
+    from npdg.pruning.pruner import UnitPruner
+    model = effl0_deeplab(effl0_state)
+    before = {n: m.num_features for n, m in model.named_modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    pruner = UnitPruner(dict(type='L1Importance'), threshold=None, trace_shape=(3, 64, 64),
+                        ignored_units=EXPANSION_ONLY)
+    _, units = pruner.units(model)
+    assert sorted(u.name for u in units) == sorted(
+        f'backbone._blocks.{i}._depthwise_conv' for i in range(1, 16))
+    result = pruner.step(model, int(0.4 * sum(u.num_units for u in units)))
+    assert result.removed > 0
+    after = {n: m.num_features for n, m in model.named_modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    changed = {n for n in before if before[n] != after[n]}
+    # only expansion BNs (_bn0 after the expand conv, _bn1 after the depthwise) shrank
+    assert changed and all(n.startswith('backbone._blocks.') and n.endswith(('_bn0', '_bn1'))
+                           and not n.startswith('backbone._blocks.0.') for n in changed)
+    assert model.backbone._bn0.num_features == 32
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 64) * 255, mode='tensor').shape == (1, 19, 16, 16)
+
+
+def test_an_ignored_units_pattern_that_matches_nothing_is_an_error(effl0_state):
+    from npdg.pruning.pruner import UnitPruner
+    pruner = UnitPruner(dict(type='L1Importance'), threshold=None, trace_shape=(3, 64, 64),
+                        ignored_units=[r'_project_conv$', r'backbone\.stages\.'])
+    with pytest.raises(ValueError, match=r'ignored_units pattern .*stages.* matches no unit'):
+        pruner.units(effl0_deeplab(effl0_state))
+    with pytest.raises(ValueError, match='regular expressions'):
+        UnitPruner(dict(type='L1Importance'), ignored_units=['('])
+
+
+def test_sparsity_shrinks_only_the_scales_the_pruning_hook_may_remove(effl0_state):
+    from types import SimpleNamespace
+
+    from npdg.engine.run_state import run_state
+    from npdg.hooks import SensitivitySparsityHook, UnitPruningHook
+    model = effl0_deeplab(effl0_state)
+    runner = SimpleNamespace(model=model, _train_loop=dict(max_iters=10))
+    UnitPruningHook(prune_iters=[5], ratio=0.3, importance=dict(type='L1Importance'),
+                    trace_shape=(3, 64, 64), ignored_units=EXPANSION_ONLY).before_run(runner)
+    scales = SensitivitySparsityHook.scales(runner)
+    assert run_state(runner).prunable_layers == set(scales)
+    assert set(scales) == {f'backbone._blocks.{i}._bn{j}' for i in range(1, 16) for j in (0, 1)}
 
 
 def _criteria():

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
+from conftest import build, segformer_b0_cfg
 
 import npdg  # noqa: F401
-from conftest import build, segformer_b0_cfg
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.importance import IMPORTANCES
 from npdg.importance.unit_params import unit_slices
@@ -69,9 +69,10 @@ def test_width_units_are_ffn_embedding_and_reduction_widths():
 
 @pytest.mark.parametrize('criterion', WIDTH_CRITERIA)
 def test_every_width_criterion_prunes_half_and_reloads_bit_exactly(criterion):
-    from mmengine.dataset import pseudo_collate
     from conftest import register_random_dataset
+    from mmengine.dataset import pseudo_collate
     from mmseg.registry import DATASETS
+
     from npdg.importance import ScoringBatches, ScoringContext
     register_random_dataset()
     model = _model()

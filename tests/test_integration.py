@@ -6,12 +6,12 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
 
 import npdg  # noqa: F401
+from npdg.engine.runner import NpdgRunner
 from npdg.utils.checkpoint_io import load_from_local
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -65,7 +65,6 @@ def _fake_pretrained(folder):
 @pytest.mark.parametrize('arch', sorted(STOCK))
 def test_drop_in_stock_mmseg_config_trains_and_prunes(arch, workspace, tmp_path, monkeypatch):
     from mmengine.config import Config
-    from mmengine.runner import Runner
     _fake_pretrained(tmp_path)
     monkeypatch.setenv('NPDG_PRETRAINED_DIR', str(tmp_path))
     monkeypatch.setenv('NPDG_OFFLINE', '1')
@@ -76,7 +75,7 @@ def test_drop_in_stock_mmseg_config_trains_and_prunes(arch, workspace, tmp_path,
                     + NPDG_HOOKS + DATASET_OVERRIDE)
     cfg = Config.fromfile(str(path))
     cfg.work_dir = str(tmp_path / 'work')
-    runner = Runner.from_cfg(cfg)
+    runner = NpdgRunner.from_cfg(cfg)
     before = sum(p.numel() for p in runner.model.parameters())
     runner.train()
     after = sum(p.numel() for p in runner.model.parameters())
@@ -88,7 +87,8 @@ def test_drop_in_stock_mmseg_config_trains_and_prunes(arch, workspace, tmp_path,
         heads = [l for l in report['steps'][0]['layers'] if l['kind'] == 'head']
         assert sorted({l['units_before'] for l in heads}) == [2, 5, 8]
     ckpt = load_from_local(str(tmp_path / 'work' / 'iter_3.pth'))
-    assert 'npdg_structure' in ckpt['meta']
+    assert ckpt['meta']['npdg']['structure']['version'] == 1
+    assert 'npdg_structure' not in ckpt['meta']  # one namespace (npdg.engine.ckpt_state)
 
 
 def _free_port():

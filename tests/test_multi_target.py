@@ -7,13 +7,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import npdg  # noqa: F401  (registers npdg's modules; must precede mmseg)
 from mmengine.structures import PixelData
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import DATASETS, METRICS
 from mmseg.structures import SegDataSample
 
+import npdg  # noqa: F401  (registers npdg's modules; must precede mmseg)
 from npdg.datasets import MultiTargetDataset
 from npdg.evaluation import MultiTargetIoUMetric
 

@@ -6,16 +6,20 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import build, deeplab_r18_cfg, runner_cfg, segformer_b0_cfg
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
+from mmseg.registry import HOOKS
 
 import npdg  # noqa: F401
-from npdg.hooks.run_state import run_state
+from npdg.engine.run_state import run_state
+from npdg.engine.runner import NpdgRunner
+from npdg.hooks import (
+    SensitivitySparsityHook,
+    SensitivityStatisticsHook,
+    StylePerturbationHook,
+    UnitPruningHook,
+)
 from npdg.utils.checkpoint_io import load_from_local
-from mmseg.registry import HOOKS
-from npdg.hooks import (SensitivitySparsityHook, SensitivityStatisticsHook,
-                        StylePerturbationHook, UnitPruningHook)
-from conftest import build, deeplab_r18_cfg, runner_cfg, segformer_b0_cfg
 
 torch.set_num_threads(1)
 
@@ -84,12 +88,12 @@ def test_bad_configuration_through_config_fails_before_training(tmp_path):
     cfg = runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=4,
                      custom_hooks=[dict(type='UnitPruningHook', prune_iters=[10])])
     with pytest.raises(ValueError, match='beyond train_cfg.max_iters=4'):
-        Runner.from_cfg(cfg).train()
+        NpdgRunner.from_cfg(cfg).train()
     assert not glob.glob(str(tmp_path / '*.pth'))
     cfg = runner_cfg(tmp_path, deeplab_r18_cfg(), custom_hooks=[
         dict(type='SensitivityStatisticsHook', lam=2.0)])
     with pytest.raises(ValueError, match='lambda|lam'):
-        Runner.from_cfg(cfg)
+        NpdgRunner.from_cfg(cfg)
 
 
 def test_model_with_nothing_prunable_is_refused(tmp_path):
@@ -100,7 +104,7 @@ def test_model_with_nothing_prunable_is_refused(tmp_path):
     cfg = runner_cfg(tmp_path, model, max_iters=4,
                      custom_hooks=[dict(type='UnitPruningHook', prune_iters=[2])])
     with pytest.raises(ValueError, match='nothing prunable'):
-        Runner.from_cfg(cfg).train()
+        NpdgRunner.from_cfg(cfg).train()
 
 
 # ---------------------------------------------------------------- hooks alone
@@ -208,12 +212,12 @@ def test_statistics_hook_feeds_bn_inputs_normalised_by_running_stats():
 def test_npdg_run_prunes_keeps_schedule_and_reloads(tmp_path):
     cfg = runner_cfg(tmp_path / 'npdg', deeplab_r18_cfg(), max_iters=6,
                      custom_hooks=NPDG_HOOKS + [dict(type='LRRecorderHook')])
-    runner = Runner.from_cfg(cfg)
+    runner = NpdgRunner.from_cfg(cfg)
     before = _params(runner.model)
     runner.train()
     after = _params(runner.model)
     assert after < before
-    plain = Runner.from_cfg(runner_cfg(tmp_path / 'plain', deeplab_r18_cfg(), max_iters=6,
+    plain = NpdgRunner.from_cfg(runner_cfg(tmp_path / 'plain', deeplab_r18_cfg(), max_iters=6,
                                        custom_hooks=[dict(type='LRRecorderHook')]))
     plain.train()
     lrs = [h for h in runner.hooks if type(h).__name__ == 'LRRecorderHook'][0].lrs
@@ -229,6 +233,7 @@ def test_npdg_run_prunes_keeps_schedule_and_reloads(tmp_path):
     assert osp.isfile(tmp_path / 'npdg' / 'pruning' / 'pruning_iter_3.png')
     # the pruned checkpoint rebuilds from the unpruned config, strictly and bit-exactly
     from mmengine.config import Config
+
     from npdg.utils.model import build_segmentor
     loaded = build_segmentor(Config(dict(model=deeplab_r18_cfg())),
                              str(tmp_path / 'npdg' / 'iter_6.pth'))
@@ -244,15 +249,15 @@ def test_resume_before_the_prune_reaches_the_same_model(tmp_path):
         return runner_cfg(work, deeplab_r18_cfg(), max_iters=6, custom_hooks=hooks,
                           checkpoint_interval=2)
 
-    Runner.from_cfg(cfg(tmp_path / 'full')).train()
+    NpdgRunner.from_cfg(cfg(tmp_path / 'full')).train()
     with pytest.raises(_Crash):
-        Runner.from_cfg(cfg(tmp_path / 'cut', crash=3)).train()  # checkpoint at 2, prune at 3
+        NpdgRunner.from_cfg(cfg(tmp_path / 'cut', crash=3)).train()  # checkpoint at 2, prune at 3
     resumed = cfg(tmp_path / 'cut')
     resumed.resume = True
-    Runner.from_cfg(resumed).train()
+    NpdgRunner.from_cfg(resumed).train()
     a = load_from_local(str(tmp_path / 'full' / 'iter_6.pth'))
     b = load_from_local(str(tmp_path / 'cut' / 'iter_6.pth'))
-    assert a['meta']['npdg_structure'] == b['meta']['npdg_structure']
+    assert a['meta']['npdg']['structure'] == b['meta']['npdg']['structure']
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key
     # and a checkpoint taken after the prune continues with the pruned model
@@ -260,7 +265,7 @@ def test_resume_before_the_prune_reaches_the_same_model(tmp_path):
     after.resume = True
     after.load_from = str(tmp_path / 'cut' / 'iter_4.pth')
     after.train_cfg.max_iters = 6
-    runner = Runner.from_cfg(after)
+    runner = NpdgRunner.from_cfg(after)
     runner.train()
     assert _params(runner.model) == sum(v.numel() for k, v in b['state_dict'].items()
                                         if 'running' not in k and 'num_batches' not in k)
@@ -270,7 +275,7 @@ def test_segformer_heads_and_channels_pruned_in_a_run(tmp_path):
     hooks = copy.deepcopy(NPDG_HOOKS)
     cfg = runner_cfg(tmp_path, segformer_b0_cfg(), max_iters=4, custom_hooks=hooks,
                      optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-    runner = Runner.from_cfg(cfg)
+    runner = NpdgRunner.from_cfg(cfg)
     runner.train()
     from npdg.models import head_layout
     heads = {k: v['num_heads'] for k, v in head_layout(runner.model).items()}

@@ -6,7 +6,6 @@ import socket
 import time
 import warnings
 
-import npdg  # noqa: F401  (shims before mmseg)
 import pytest
 import torch
 import torch.nn as nn
@@ -15,13 +14,21 @@ from mmengine.model import ExponentialMovingAverage, MMDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import MODEL_WRAPPERS
 
+import npdg  # noqa: F401  (shims before mmseg)
+from npdg.engine.rebuild import rebuild_after_prune
 from npdg.models import PerHeadEfficientAttention, head_channels, remove_heads
-from npdg.pruning.optimizer_sync import (PruningRecorder, apply_kept,
-                                         infer_kept_indices, kept_shape,
-                                         merge_kept, normalize_kept,
-                                         prefix_kept, rebuild_after_prune,
-                                         rebuild_averaged_model,
-                                         snapshot_params, sync_optimizer)
+from npdg.pruning.optimizer_sync import (
+    PruningRecorder,
+    apply_kept,
+    infer_kept_indices,
+    kept_shape,
+    merge_kept,
+    normalize_kept,
+    prefix_kept,
+    rebuild_averaged_model,
+    snapshot_params,
+    sync_optimizer,
+)
 
 K8 = [0, 2, 3, 5, 6, 7]            # conv1 group: channels 1 and 4 removed
 K12 = [1, 2, 3, 4, 6, 7, 8, 9, 10]  # conv2 group: channels 0, 5, 11 removed
@@ -706,7 +713,7 @@ def _ddp_worker(rank, port, out_dir):
                       LOCAL_RANK=str(rank), RANK=str(rank), WORLD_SIZE='2')
     torch.set_num_threads(1)
     torch_dist.init_process_group('gloo', rank=rank, world_size=2)
-    from npdg.pruning import rebuild
+    from npdg.engine import rebuild
     with pytest.raises(RuntimeError, match='pruned differently'):
         rebuild._check_same_structure_on_all_ranks(
             nn.Linear(2, 2 + rank))

@@ -5,19 +5,25 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-
-import npdg  # noqa: F401  (compat shims; must precede mmseg)
 import torch_pruning as tp
 from mmengine.registry import init_default_scope
 from mmseg.models.backbones import MixVisionTransformer
 from mmseg.models.backbones.mit import EfficientMultiheadAttention
 from mmseg.registry import MODELS
 
-from npdg.models import (PerHeadEfficientAttention, convert_mit_attention,
-                         from_efficient_attention, head_channels,
-                         head_layout, is_converted, iter_head_units,
-                         remove_heads, resize_heads_to_state_dict,
-                         resize_to_state_dict)
+import npdg  # noqa: F401  (compat shims; must precede mmseg)
+from npdg.models import (
+    PerHeadEfficientAttention,
+    convert_mit_attention,
+    from_efficient_attention,
+    head_channels,
+    head_layout,
+    is_converted,
+    iter_head_units,
+    remove_heads,
+    resize_heads_to_state_dict,
+    resize_to_state_dict,
+)
 
 B0 = dict(embed_dims=32, num_heads=[1, 2, 5, 8], num_layers=[2, 2, 2, 2])
 HW = (8, 6)

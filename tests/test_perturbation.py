@@ -9,18 +9,25 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.registry import MODELS
 from torch import nn
 
 import npdg  # noqa: F401
-from mmseg.models.data_preprocessor import SegDataPreProcessor
-from mmseg.registry import MODELS
-
-from npdg.perturbation import (DSP, AdvStyle, DSUNoise, StylePerturbation, attach_dsu,
-                               build_perturbation, convert_vgg19_state_dict, denormalize,
-                               norm_args_from_preprocessor, normalize)
+from npdg.perturbation import (
+    DSP,
+    AdvStyle,
+    DSUNoise,
+    StylePerturbation,
+    attach_dsu,
+    build_perturbation,
+    convert_vgg19_state_dict,
+    denormalize,
+    norm_args_from_preprocessor,
+    normalize,
+)
 from npdg.perturbation.dsp import build_dsp_networks
-from npdg.perturbation.dsp_training import (CropDataset, kl_divergence, style_loss,
-                                            train_dsp)
+from npdg.perturbation.dsp_training import CropDataset, kl_divergence, style_loss, train_dsp
 from npdg.perturbation.vgg import VGGEncoder
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -1,11 +1,9 @@
 """Units, importance criteria, global selection and one prune step."""
 import math
 
-import pytest
 import torch
 
 import npdg  # noqa: F401
-from npdg.analysis.complexity import segmentor_complexity
 from npdg.importance import build_importance
 from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.selection import max_removable, select_units, step_budget
@@ -50,7 +48,8 @@ def test_gather_reductions_by_hand():
         bn2.weight.copy_(torch.tensor([0.5, 0.2]))
     units = ChannelUnits(name='g', root=None, group=None, num_units=3,
                          bns=[('a', bn1, [0, 1, 2], [0, 1, 2]), ('b', bn2, [0, 1], [0, 2])])
-    fn = (lambda name, bn: bn.weight.abs())
+    def fn(name, bn):
+        return bn.weight.abs()
     assert torch.allclose(units.gather(fn), torch.tensor([0.3, 0.8, 0.25], dtype=torch.float64))
     assert torch.allclose(units.gather(fn, reduction='max'),
                           torch.tensor([0.5, 0.8, 0.3], dtype=torch.float64))

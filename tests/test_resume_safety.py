@@ -24,12 +24,14 @@ import pytest
 import torch
 
 import npdg  # noqa: F401
+from npdg.engine.runner import NpdgRunner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 NPDG_CFG = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
 # The issue's options, at a small input size (one statistics batch per refresh).
-Q = ['stats_interval=2', 'stats_batches=1', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2',
+Q = ['stats_interval=2', 'stats_batches=1', 'train_cfg.val_interval=100',
+     'default_hooks.checkpoint.interval=2',
      'batch_size=2', 'train_dataloader.num_workers=0',
      'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
      'test_dataloader.num_workers=0', 'complexity_hook.input_shape=[3,64,64]',
@@ -108,6 +110,7 @@ def test_resume_settings_warn_continues_and_records_what_ran(pruned_run, workspa
 def _resolved(*options):
     """The demo config with the issue's options and ``options``, resolved (no run)."""
     import argparse
+
     from npdg.utils.config import add_common_args, load_config
     args = add_common_args(argparse.ArgumentParser()).parse_args(
         ['--cfg-options', *Q, *options])
@@ -145,10 +148,11 @@ def test_an_argument_one_npdg_version_lacks_is_not_a_conflict():
 
 def test_checkpoints_without_a_settings_record_are_compared_through_their_config(pruned_run):
     """Checkpoints written before the record existed still carry mmengine's config."""
+    from npdg.engine import ckpt_state
     from npdg.utils.checkpoint_io import load_from_local
-    from npdg.utils.resume import SETTINGS_KEY, checkpoint_record, resume_changes
+    from npdg.utils.resume import checkpoint_record, resume_changes
     ckpt = load_from_local(str(pruned_run / 'iter_6.pth'))
-    ckpt['meta'].pop(SETTINGS_KEY, None)
+    assert ckpt_state.pop(ckpt, 'settings') is not None
     changes = resume_changes(checkpoint_record(ckpt), 6,
                              _resolved('prune_iters=[4]', 'prune_ratio=0.5'))
     assert [c['label'] for c in changes if c['fixed']] == ['prune_ratio (UnitPruningHook.ratio)']
@@ -321,12 +325,12 @@ def test_save_trusted_records_only_after_the_file_is_complete(tmp_path, monkeypa
 
 def test_a_runner_resume_outside_the_train_tool_is_checked_too(tmp_path):
     """mmengine's Runner (mmseg's own tools): PrunedCheckpointHook compares the settings."""
-    from mmengine.runner import Runner
     from conftest import deeplab_r18_cfg, runner_cfg
+
     from npdg.utils.resume import ResumeSettingsError
     hook = dict(type='UnitPruningHook', prune_iters=[2], ratio=0.2, threshold=None,
                 trace_shape=(3, 64, 64), flops_shape=(3, 64, 64))
-    Runner.from_cfg(runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=3, custom_hooks=[hook],
+    NpdgRunner.from_cfg(runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=3, custom_hooks=[hook],
                                checkpoint_interval=3)).train()
     assert (tmp_path / 'last_checkpoint').read_text() == 'iter_3.pth'
     cfg = runner_cfg(tmp_path, deeplab_r18_cfg(), max_iters=4,
@@ -334,4 +338,217 @@ def test_a_runner_resume_outside_the_train_tool_is_checked_too(tmp_path):
     cfg.resume = True
     with pytest.raises(ResumeSettingsError,
                        match=r'UnitPruningHook\.ratio: the checkpoint ran 0\.2, this run sets 0\.4'):
-        Runner.from_cfg(cfg).train()
+        NpdgRunner.from_cfg(cfg).train()
+
+
+def _wait_then_kill(child, ready):
+    """Wait until the child blocks inside its write (``ready`` appears), then kill -9 it."""
+    try:
+        for _ in range(2400):
+            if ready.exists() or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert ready.exists(), 'the child did not reach the write'
+        time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+
+# A torch.save that writes half of the file, says where, then hangs (a kill comes).
+BLOCKING_SAVE = '''
+import io, os, time
+import torch
+real_save = torch.save
+
+def block_in_torch_save(ready):
+    def blocking_save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        named = isinstance(f, (str, os.PathLike))
+        out = open(f, 'wb') if named else f
+        out.write(data[:len(data) // 2])
+        out.flush()
+        open(ready, 'w').write(str(f if named else out.name))
+        time.sleep(120)
+    torch.save = blocking_save
+'''
+
+DSP_CHILD = BLOCKING_SAVE + textwrap.dedent('''
+    import shutil, sys
+    import npdg
+    from npdg.perturbation.vgg import VGGEncoder, save_vgg_encoder
+    from npdg.perturbation.dsp_training import train_dsp
+    what, out, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+    if what == 'vgg':
+        path = os.path.join(out, 'vgg.pth')
+        encoder = VGGEncoder()
+        encoder.init_random(0)
+        save_vgg_encoder(encoder, path)
+        shutil.copy(path, os.path.join(out, 'expected'))
+        encoder.init_random(1)
+        block_in_torch_save(ready)
+        save_vgg_encoder(encoder, path)
+    else:
+        kw = dict(random_vgg=True, size=16, batch=1, latent_dim=8, hidden_dim=16,
+                  device='cpu', save_interval=1)
+        train_dsp(sys.argv[4], sys.argv[5], out, iters=1, **kw)
+        shutil.copy(os.path.join(out, 'decoder.pth'), os.path.join(out, 'expected'))
+        block_in_torch_save(ready)
+        train_dsp(sys.argv[4], sys.argv[5], out, iters=2, **kw)
+''')
+
+
+def _image_folder(folder):
+    import cv2
+    import numpy as np
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / '0.png'), rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    return str(folder)
+
+
+@pytest.mark.parametrize('what, name', [('vgg', 'vgg.pth'), ('dsp', 'decoder.pth')])
+def test_kill_during_a_dsp_save_leaves_the_previous_file(tmp_path, what, name):
+    """save_vgg_encoder / train_dsp's decoder.pth: kill -9 in the middle of the write."""
+    out, ready = tmp_path / 'out', tmp_path / 'ready'
+    out.mkdir()
+    images = [_image_folder(tmp_path / 'content'), _image_folder(tmp_path / 'style')]
+    child = subprocess.Popen([sys.executable, '-c', DSP_CHILD, what, str(out), str(ready),
+                              *images], cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    _wait_then_kill(child, ready)
+    target = out / name
+    assert ready.read_text() != str(target)  # it wrote a temporary file beside it instead
+    assert target.read_bytes() == (out / 'expected').read_bytes()  # byte-identical
+    temp = f'{name}.tmp-{child.pid}'
+    assert ready.read_text() == str(out / temp)
+    assert sorted(n for n in os.listdir(out) if n.startswith(name)) == sorted([name, temp])
+    loaded = torch.load(str(target), map_location='cpu', weights_only=True)
+    if what == 'vgg':
+        from npdg.perturbation.vgg import load_vgg_encoder
+        assert torch.equal(load_vgg_encoder(str(target)).features[0].weight,
+                           loaded['features.0.weight'])
+    else:
+        assert loaded['iteration'] == 1
+        # the rerun resumes from it and removes the dead run's temporary file
+        from npdg.perturbation.dsp_training import train_dsp
+        with pytest.warns(UserWarning, match='RANDOM'):
+            train_dsp(*images, str(out), iters=1, random_vgg=True, size=16, batch=1,
+                      latent_dim=8, hidden_dim=16, device='cpu')
+        log = (out / 'train_dsp.log').read_text()
+        assert f'removed 1 temporary file(s) of an interrupted save: {temp}' in log
+        assert 'resumed from' in log and 'nothing to do' in log
+        assert not (out / temp).exists()
+
+
+@pytest.mark.parametrize('what', ['vgg', 'dsp'])
+def test_a_failing_dsp_save_keeps_the_old_file_and_leaves_no_partial_one(tmp_path,
+                                                                         monkeypatch, what):
+    from npdg.perturbation import dsp_training
+    from npdg.perturbation.dsp import build_dsp_networks
+    from npdg.perturbation.vgg import VGGEncoder, save_vgg_encoder
+    encoder = VGGEncoder()
+    decoder, vae = build_dsp_networks(dict(dsp_training.DEFAULT_CONFIG, latent_dim=8,
+                                           hidden_dim=16))
+    optimizer = torch.optim.Adam(list(decoder.parameters()) + list(vae.parameters()))
+    path = str(tmp_path / ('vgg.pth' if what == 'vgg' else 'decoder.pth'))
+
+    def save(iteration):
+        if what == 'vgg':
+            save_vgg_encoder(encoder, path)
+        else:
+            dsp_training.save_checkpoint(path, decoder, vae, optimizer, iteration, {},
+                                         dict(noise=torch.Generator()))
+
+    save(1)
+    old = open(path, 'rb').read()
+
+    def failing_save(obj, f, *args, **kwargs):
+        out = open(f, 'wb') if isinstance(f, (str, os.PathLike)) else f
+        out.write(b'partial')
+        out.flush()
+        raise OSError('killed')
+
+    monkeypatch.setattr(torch, 'save', failing_save)
+    encoder.init_random(1)
+    with pytest.raises(OSError, match='killed'):
+        save(2)
+    assert open(path, 'rb').read() == old
+    assert os.listdir(tmp_path) == [osp.basename(path)]  # no partial or temporary file
+
+
+# A Runner with max_keep_ckpts=1 that saves at every iteration; ``block`` makes
+# the write of iter_2.pth hang half-way (a kill comes).
+ROTATION_CHILD = textwrap.dedent('''
+    import os, sys, time
+    import torch
+    from torch.utils.data import DataLoader
+    import npdg
+    from mmengine.fileio.backends import local_backend
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.w(inputs)
+            return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+    work, ready = sys.argv[1], sys.argv[2]
+    real_put = local_backend.LocalBackend.put
+
+    def blocking_put(self, obj, filepath):
+        if 'iter_2' not in os.path.basename(str(filepath)):
+            return real_put(self, obj, filepath)
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+        present = sorted(n for n in os.listdir(work) if n.endswith('.pth'))
+        open(ready, 'w').write(' '.join(present))
+        time.sleep(120)
+
+    local_backend.LocalBackend.put = blocking_put
+    Runner(model=Toy(), work_dir=work, log_level='WARNING',
+           train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 8, batch_size=1),
+           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+           train_cfg=dict(by_epoch=False, max_iters=int(sys.argv[3])),
+           default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1,
+                                              by_epoch=False, max_keep_ckpts=1))).train()
+''')
+
+
+def test_kill_during_a_save_with_max_keep_ckpts_1_leaves_the_kept_checkpoint(tmp_path):
+    """mmengine removes the kept checkpoint before writing the next; npdg after."""
+    from npdg.utils.checkpoint_io import MANIFEST, load_from_local
+    from npdg.utils.resume import resolve_resume
+    work, ready = tmp_path / 'W', tmp_path / 'ready'
+    work.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', ROTATION_CHILD, str(work), str(ready), '3'],
+                             env=dict(os.environ, OMP_NUM_THREADS='1'))
+    _wait_then_kill(child, ready)
+    assert ready.read_text() == 'iter_1.pth'  # still there while iter_2 was written
+    assert not (work / 'iter_2.pth').exists()
+    assert (work / 'last_checkpoint').read_text() == 'iter_1.pth'
+    assert set(json.load(open(work / MANIFEST))) == {'iter_1.pth'}
+    assert load_from_local(str(work / 'iter_1.pth'))['meta']['iter'] == 1
+    path, ckpt, _ = resolve_resume(str(work))
+    assert path == str(work / 'iter_1.pth') and ckpt['meta']['iter'] == 1
+
+
+def test_max_keep_ckpts_still_removes_the_old_checkpoints_after_the_new_one(tmp_path):
+    from npdg.utils.checkpoint_io import MANIFEST, TEMP_MARK, is_trusted
+    work = tmp_path / 'W'
+    child = ROTATION_CHILD.replace("'iter_2' not in", "'never' not in")  # nothing blocks
+    proc = subprocess.run([sys.executable, '-c', child, str(work), str(tmp_path / 'r'), '3'],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(n for n in os.listdir(work) if n.endswith('.pth')) == ['iter_3.pth']
+    assert not any(TEMP_MARK in n for n in os.listdir(work))
+    assert set(json.load(open(work / MANIFEST))) == {'iter_3.pth'}
+    assert is_trusted(str(work / 'iter_3.pth'))
+    assert (work / 'last_checkpoint').read_text() == 'iter_3.pth'

@@ -7,13 +7,12 @@ import subprocess
 import sys
 
 import pytest
-
-import npdg  # noqa: F401
 from mmengine.config import Config
 from mmseg.registry import HOOKS
+
+import npdg  # noqa: F401
 from npdg.utils.config import load_config
-from npdg.utils.settings import (SettingsError, check_top_level_keys, find_references,
-                                 resolve_settings)
+from npdg.utils.settings import SettingsError, check_top_level_keys, find_references, resolve_settings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -183,13 +182,21 @@ def test_shipped_configs_have_no_near_miss_keys():
         check_top_level_keys(Config.fromfile(path), source=path)
 
 
-def test_stock_runner_from_cfg_resolves_settings(tmp_path):
-    """mmseg's own tools: Config.fromfile + merge + Runner.from_cfg."""
+def test_stock_tools_build_the_npdg_runner_which_resolves_settings(tmp_path):
+    """mmseg's own tools: Config.fromfile + merge + RUNNERS.build (the config names
+    runner_type='NpdgRunner'), mmengine's Runner class untouched."""
+    from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from npdg.engine.runner import NpdgRunner
     cfg = Config.fromfile(NPDG_DEMO)
+    assert cfg.runner_type == 'NpdgRunner'
     cfg.merge_from_dict({'prune_ratio': 0.5})
     cfg.work_dir = str(tmp_path)
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
+    assert type(runner) is NpdgRunner
+    assert 'from_cfg' not in vars(Runner) or not hasattr(vars(Runner)['from_cfg'].__func__,
+                                                         '__npdg_wrapped__')
     hook = next(h for h in runner.hooks if type(h).__name__ == 'UnitPruningHook')
     assert hook.ratio == 0.5
     assert runner.cfg.custom_hooks[-2]['ratio'] == 0.5

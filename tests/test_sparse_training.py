@@ -3,10 +3,10 @@ import copy
 
 import pytest
 import torch
+from conftest import TinyNet, build, deeplab_r18_cfg
 from mmengine.optim import OptimWrapper
 
 import npdg  # noqa: F401
-from conftest import TinyNet, build, deeplab_r18_cfg
 from npdg.analysis import segmentor_complexity
 from npdg.hooks import SensitivitySparsityHook
 from npdg.importance import Importance

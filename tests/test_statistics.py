@@ -8,10 +8,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import npdg  # noqa: F401
-from npdg.statistics import (SensitivityAccumulator, SensitivityStatistics,
-                             all_reduce_, combine, minmax_normalise,
-                             sensitivity_scores, sparsity_weights,
-                             subsample_head_positions, subsample_positions)
+from npdg.statistics import (
+    SensitivityAccumulator,
+    SensitivityStatistics,
+    all_reduce_,
+    combine,
+    minmax_normalise,
+    sensitivity_scores,
+    sparsity_weights,
+    subsample_head_positions,
+    subsample_positions,
+)
 
 
 # ----------------------------------------------------------------- helpers

@@ -1,10 +1,10 @@
 """Pruned checkpoints carry their structure: rebuild, strict load, export."""
 import copy
-import pickle
 import importlib.util
 import json
 import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
 
@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-
-import npdg  # noqa: F401  (compat shims; must precede mmseg)
 import torch_pruning as tp
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -22,14 +20,21 @@ from mmengine.runner import Runner
 from mmseg.models.backbones.mit import EfficientMultiheadAttention
 from mmseg.registry import MODELS
 
+import npdg  # noqa: F401  (compat shims; must precede mmseg)
 import npdg.hooks.pruned_checkpoint_hook  # noqa: F401  (registers the hook)
-from npdg.models import (PerHeadEfficientAttention, convert_mit_attention,
-                         iter_head_units, remove_heads)
-from npdg.pruning import (STRUCTURE_KEY, add_structure, apply_structure,
-                          capture_structure, check_state_dict_matches,
-                          get_structure, load_pruned_checkpoint)
-from npdg.utils.model import build_segmentor
+from npdg.engine.runner import NpdgRunner
+from npdg.models import PerHeadEfficientAttention, convert_mit_attention, iter_head_units, remove_heads
+from npdg.pruning import (
+    STRUCTURE_KEY,
+    add_structure,
+    apply_structure,
+    capture_structure,
+    check_state_dict_matches,
+    get_structure,
+    load_pruned_checkpoint,
+)
 from npdg.utils.checkpoint_io import GUARD_KEY, PrunedCheckpointError, load_from_local
+from npdg.utils.model import build_segmentor
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NORM = dict(type='BN', requires_grad=True)
@@ -406,7 +411,7 @@ def cityscapes(tmp_path_factory):
 def test_runner_test_loop_loads_pruned_checkpoint(deeplab_pair, cityscapes, tmp_path):
     _, pruned = deeplab_pair
     path = saved_checkpoint(tmp_path, pruned)
-    runner = Runner.from_cfg(Config(test_config(cityscapes, tmp_path / 'w', 'structure_t1',
+    runner = NpdgRunner.from_cfg(Config(test_config(cityscapes, tmp_path / 'w', 'structure_t1',
                                                 load_from=path)))
     metrics = runner.test()
     assert 0 <= metrics['mIoU'] <= 100
@@ -415,7 +420,7 @@ def test_runner_test_loop_loads_pruned_checkpoint(deeplab_pair, cityscapes, tmp_
     assert len(state) == len(pruned.state_dict())
 
     bare = saved_checkpoint(tmp_path, pruned, with_structure=False, name='bare.pth')
-    runner = Runner.from_cfg(Config(test_config(cityscapes, tmp_path / 'w2', 'structure_t2',
+    runner = NpdgRunner.from_cfg(Config(test_config(cityscapes, tmp_path / 'w2', 'structure_t2',
                                                 load_from=bare)))
     with pytest.raises(RuntimeError, match=r'carries no structure(?s:.*)depthwise_conv'):
         runner.test()
@@ -440,6 +445,7 @@ def run_a(deeplab_pair, cityscapes, tmp_path_factory):
 def single_process_group(monkeypatch):
     """A gloo process group of one rank, so the Runner wraps in MMDDP."""
     import socket
+
     import torch.distributed as dist
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -469,7 +475,7 @@ def test_resume_pruned_checkpoint_with_momentum(deeplab_pair, cityscapes, run_a,
                      model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None))
     cfg_b = train_config(cityscapes, tmp_path / 'b', f'structure_b{int(ddp)}', 4,
                          load_from=run_a['iter2'], resume=True, **extra)
-    runner_b = Runner.from_cfg(Config(cfg_b))
+    runner_b = NpdgRunner.from_cfg(Config(cfg_b))
     wrapper = runner_b.model
     runner_b.train()
     assert runner_b.iter == 4
@@ -492,7 +498,7 @@ def test_train_from_pruned_segformer_converts_and_rebuilds_optimizer(
     path = saved_checkpoint(tmp_path, segformer_pruned)
     cfg = train_config(cityscapes, tmp_path / 'w', 'structure_seg', 1, load_from=path,
                        model=copy.deepcopy(SEGFORMER))
-    runner = Runner.from_cfg(Config(cfg))
+    runner = NpdgRunner.from_cfg(Config(cfg))
     runner.train()
     model = runner.model
     assert not any(isinstance(m, EfficientMultiheadAttention) for m in model.modules())
@@ -543,7 +549,8 @@ def test_export_round_trip_and_stock_mmseg_test(deeplab_pair, cityscapes, tmp_pa
         torch.load(slim_path, weights_only=False)
     slim = load_from_local(str(slim_path))  # npdg wrote it: trusted
     assert set(slim) == {'meta', 'state_dict', GUARD_KEY}
-    assert STRUCTURE_KEY in slim['meta'] and slim['meta']['iter'] == 8
+    assert 'structure' in slim['meta']['npdg'] and slim['meta']['iter'] == 8
+    assert STRUCTURE_KEY not in slim['meta'] and 'statistics' not in slim['meta']['npdg']
     assert 'cfg' not in slim['meta'] and slim['meta']['dataset_meta']['classes'][0] == 'c0'
     exported = Config.fromfile(str(cfg_out))
     assert [h['type'] for h in exported.custom_hooks] == ['ModelComplexityHook',
@@ -554,7 +561,7 @@ def test_export_round_trip_and_stock_mmseg_test(deeplab_pair, cityscapes, tmp_pa
     exported.load_from = str(slim_path)
     exported.work_dir = str(tmp_path / 'w_export')
     exported.experiment_name = 'structure_export_runner'
-    runner = Runner.from_cfg(exported)
+    runner = NpdgRunner.from_cfg(exported)
     runner.load_or_resume()
     state = runner.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in pruned.state_dict().items())

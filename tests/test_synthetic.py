@@ -1,4 +1,4 @@
-"""Tests of the synthetic-domain generator (npdg.synthetic)."""
+"""Tests of the synthetic-domain generator (synthetic_domains)."""
 import hashlib
 import json
 import os
@@ -6,15 +6,15 @@ import re
 import subprocess
 import sys
 
-import npdg  # noqa: F401  (compat shims before mmseg)
 import numpy as np
 import pytest
 from PIL import Image
 
-from npdg.synthetic import generate_synthetic_domains
-from npdg.synthetic.elements import Element, element_lut, label_palette
-from npdg.synthetic.generate import render_sample
-from npdg.synthetic.writers import split_counts_over_cities
+import npdg  # noqa: F401  (compat shims before mmseg)
+from synthetic_domains import generate_synthetic_domains
+from synthetic_domains.elements import Element, element_lut, label_palette
+from synthetic_domains.generate import render_sample
+from synthetic_domains.writers import split_counts_over_cities
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 6  # images per split in the shared fixture
@@ -373,7 +373,7 @@ def test_cli_runs_from_repo_root(tmp_path):
 
 
 def test_appearance_shift_scales_the_targets_global_departures(tmp_path):
-    from npdg.synthetic.styles import get_style
+    from synthetic_domains.styles import get_style
     assert get_style('cityscapes', 1.0) is get_style('cityscapes')
     assert get_style('gta', 3.0) is get_style('gta')  # the source never moves
     base, far = get_style('bdd100k'), get_style('bdd100k', 2.0)

@@ -86,8 +86,8 @@ def miniature(tmp_path_factory):
 
 
 def test_miniature_is_in_synthias_raw_layout_and_converts_like_the_elements(miniature):
-    from npdg.synthetic.elements import Element, encode_elements
-    from npdg.synthetic.generate import render_sample
+    from synthetic_domains.elements import Element, encode_elements
+    from synthetic_domains.generate import render_sample
     raw = cv2.imread(str(miniature / 'GT' / 'LABELS' / '0000000.png'), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16 and raw.shape == (114, 192, 3)
     image = cv2.imread(str(miniature / 'RGB' / '0000000.png'))

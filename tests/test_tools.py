@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import npdg  # noqa: F401
+from npdg.engine.runner import NpdgRunner
 from npdg.utils.checkpoint_io import load_from_local
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -91,7 +92,6 @@ def _runner_cfg(work_dir, max_iters, crash_at=None):
 def test_killed_run_resumes_to_the_same_weights(workspace, monkeypatch):
     """Uninterrupted 6 iterations == crash after 3 + resume (bit-exact)."""
     from mmengine.hooks import Hook
-    from mmengine.runner import Runner
     from mmseg.registry import HOOKS
 
     @HOOKS.register_module(force=True)
@@ -106,14 +106,14 @@ def test_killed_run_resumes_to_the_same_weights(workspace, monkeypatch):
                 raise _Crash(f'simulated crash after iteration {self.at}')
 
     monkeypatch.chdir(workspace)
-    Runner.from_cfg(_runner_cfg(workspace / 'full', 6)).train()
+    NpdgRunner.from_cfg(_runner_cfg(workspace / 'full', 6)).train()
     with pytest.raises(_Crash):
-        Runner.from_cfg(_runner_cfg(workspace / 'crash', 6, crash_at=4)).train()
+        NpdgRunner.from_cfg(_runner_cfg(workspace / 'crash', 6, crash_at=4)).train()
     assert osp.isfile(workspace / 'crash' / 'iter_3.pth')
     assert not osp.isfile(workspace / 'crash' / 'iter_6.pth')
     cfg = _runner_cfg(workspace / 'crash', 6)
     cfg.resume = True
-    Runner.from_cfg(cfg).train()
+    NpdgRunner.from_cfg(cfg).train()
     full = load_from_local(str(workspace / 'full' / 'iter_6.pth'))['state_dict']
     resumed = load_from_local(str(workspace / 'crash' / 'iter_6.pth'))['state_dict']
     assert full.keys() == resumed.keys()
@@ -237,8 +237,8 @@ def test_test_tool_out_and_tta(npdg_demo_run, workspace):
     for target in ('cityscapes', 'bdd100k', 'mapillary'):
         files = sorted((out / target).glob('*.png'))
         assert files, target
-        from PIL import Image
         import numpy as np
+        from PIL import Image
         pred = np.asarray(Image.open(files[0]))
         assert pred.ndim == 2 and pred.max() < 19
     assert "type='SegTTAModel'" in log and "type='TestTimeAug'" in log

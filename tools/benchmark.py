@@ -12,9 +12,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import npdg  # noqa: E402,F401
 import torch  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.analysis.latency import segmentor_latency  # noqa: E402
 from npdg.utils.config import load_config  # noqa: E402
 from npdg.utils.model import build_segmentor  # noqa: E402

@@ -7,12 +7,12 @@
 
 Regimes (``--regime``; the studies are data in npdg/apis/studies.py):
 
-* ``effl0`` (default; README "ImageNet regime"): DeepLabV3+ on EfficientNet-Lite0
+* ``effl0`` (default; docs/results.md "ImageNet regime"): DeepLabV3+ on EfficientNet-Lite0
   initialised from the official ImageNet weights and adapted to the source once
   (configs/bench_effl0/pretrain_source.py, 3000 iterations); 300 iterations per arm
   on data/synthetic_bench; budgets ``flops75`` and ``flops50`` (0.75x and 0.5x
   inference FLOPs); pruned arms prune at iteration 150.
-* ``r18h`` (README "From-scratch regime"): the half-width ResNet-18 warm-started
+* ``r18h`` (docs/results.md "from-scratch regime"): the half-width ResNet-18 warm-started
   on the source (configs/bench/pretrain_source.py, NOT ImageNet); budgets ``r30``
   and ``flops50``; pruned arms prune at iteration 200 of 600.
 
@@ -160,7 +160,8 @@ def plots(summary, results, out_dir, regime=studies.DEFAULT_REGIME):
                     yerr=e['mean_target_mIoU'][1],
                     fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
                     label=f'{arm} ({budget})')
-    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'), 'GFLOPs (3x128x256; arms spread apart by a few %)',
+    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'),
+          'GFLOPs (3x128x256; arms spread apart by a few %)',
           'mean target mIoU (%)', f'criteria, {regime} regime (mean +- std over seeds)')
 
     for budget in [b for b in BUDGETS if any(g[1] == b for g in summary)]:

@@ -17,9 +17,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import npdg  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.apis.demo import METHODS, run_demo  # noqa: E402
 
 

@@ -5,7 +5,7 @@ Example:
         work_dirs/segformer_gta/iter_40000.pth --out exported/
 
 writes ``exported/<name>_slim.pth`` (``state_dict`` and ``meta`` only: the
-pruned structure ``meta['npdg_structure']`` and ``dataset_meta``; no
+pruned structure ``meta['npdg']['structure']`` and ``dataset_meta``; no
 optimizer, schedulers or message hub) and ``exported/<name>_config.py`` (the
 config flattened with ``cfg.dump()``; ``custom_imports`` loads npdg,
 ``custom_hooks`` keeps only ``ModelComplexityHook`` and adds
@@ -36,21 +36,21 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import npdg  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner.checkpoint import weights_to_cpu  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.deploy import PARITY_RTOL  # noqa: E402
-from npdg.pruning.structure import (STRUCTURE_KEY, capture_structure,  # noqa: E402
-                                    load_pruned_checkpoint)
-from npdg.utils.checkpoint_io import (GUARD_KEY, PrunedModelGuard, atomic_write,  # noqa: E402
-                                     save_trusted)
+from npdg.engine import ckpt_state  # noqa: E402
+from npdg.pruning.structure import STRUCTURE_KEY, capture_structure, load_pruned_checkpoint  # noqa: E402
+from npdg.utils.checkpoint_io import GUARD_KEY, PrunedModelGuard, atomic_write, save_trusted  # noqa: E402
 from npdg.utils.config import load_config  # noqa: E402
 from npdg.utils.model import build_segmentor  # noqa: E402
 
 KEEP_HOOKS = ('ModelComplexityHook', )
 NPDG_IMPORTS = ('npdg', )
-DROPPED_META = ('cfg', STRUCTURE_KEY)
+# the config text, the structure (re-captured) and the training-time hook state
+DROPPED_META = ('cfg', STRUCTURE_KEY, 'npdg_pruning', 'npdg_adasap', ckpt_state.NAMESPACE)
 
 
 def parse_args(argv=None):
@@ -181,10 +181,13 @@ def slim_checkpoint(model, checkpoint, built_shapes=None):
     """
     source_meta = checkpoint.get('meta') or {}
     meta = {k: v for k, v in source_meta.items() if k not in DROPPED_META}
-    meta[STRUCTURE_KEY] = capture_structure(model)
+    settings = ckpt_state.get(checkpoint, 'settings')
     meta['npdg_version'] = npdg.__version__
     state = weights_to_cpu(model.state_dict())
     slim = dict(meta=meta, state_dict=state)
+    ckpt_state.put(slim, 'structure', capture_structure(model))
+    if settings is not None:
+        ckpt_state.put(slim, 'settings', settings)
     if built_shapes is not None and \
             {k: tuple(v.shape) for k, v in state.items()} != built_shapes:
         slim = {GUARD_KEY: PrunedModelGuard(), **slim}  # first: loaders stop on it

@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 Re-running with the same parameters is a no-op (the manifest matches);
 different parameters need ``--overwrite``. See
-``npdg.synthetic.generate_synthetic_domains`` for the details.
+``synthetic_domains.generate_synthetic_domains`` for the details.
 """
 import argparse
 import os
@@ -19,9 +19,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 import npdg  # noqa: E402,F401  (compat shims before anything from mmseg)
-from npdg.synthetic import DOMAINS, FORMATS  # noqa: E402
-from npdg.synthetic.writers import DEFAULT_DOMAINS  # noqa: E402
-from npdg.synthetic import generate_synthetic_domains  # noqa: E402
+from synthetic_domains import (  # noqa: E402
+    DOMAINS,
+    FORMATS,
+    generate_synthetic_domains,  # noqa: E402
+)
+from synthetic_domains.writers import DEFAULT_DOMAINS  # noqa: E402
 
 # CLI flag -> (domain, split)
 _COUNT_FLAGS = {
@@ -69,7 +72,8 @@ def parse_args(argv=None):
                    '(cast, white balance, exposure, saturation, contrast, '
                    'gamma); 1 = as designed (default), 2 = twice as far')
     p.add_argument('--domains', nargs='+', default=None, choices=DOMAINS,
-                   help='generate only these domains (default: gta, cityscapes, bdd100k, mapillary; synthia too with --num-synthia)')
+                   help='generate only these domains (default: gta, cityscapes, bdd100k, '
+                        'mapillary; synthia too with --num-synthia)')
     p.add_argument('--nproc', type=int, default=min(os.cpu_count() or 1, 4),
                    help='worker processes (output does not depend on it)')
     p.add_argument('--overwrite', action='store_true',

@@ -10,10 +10,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import npdg  # noqa: E402,F401
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
+import npdg  # noqa: E402,F401
 from npdg.utils.config import add_common_args, ensure_hook, load_config  # noqa: E402
 
 

@@ -22,15 +22,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import npdg  # noqa: E402,F401  (compat shims + registration before mmseg)
-from npdg.amp import enable_amp as _enable_amp  # noqa: E402
-from npdg.compat import flush_denormals  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
-from npdg.utils.config import (add_common_args, check_eval_datasets, ensure_hook,  # noqa: E402
-                               load_config)
+import npdg  # noqa: E402,F401  (compat shims + registration before mmseg)
+from npdg.amp import enable_amp as _enable_amp  # noqa: E402
+from npdg.compat import flush_denormals  # noqa: E402
+from npdg.utils.config import add_common_args, check_eval_datasets, ensure_hook, load_config  # noqa: E402
 from npdg.utils.resume import check_resume_settings, resolve_resume, resume_option  # noqa: E402
 from npdg.utils.workdir_lock import WorkDirLock  # noqa: E402
 

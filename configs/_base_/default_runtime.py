@@ -3,6 +3,10 @@ default_scope = 'mmseg'
 # Registers npdg's datasets, transforms, metrics and hooks in mmseg's registries
 # (and applies npdg's compatibility shims) in every process.
 custom_imports = dict(imports=['npdg'], allow_failed_imports=False)
+# npdg's runner (npdg/engine/runner.py): resolves the '${name}' settings, converts
+# SegFormer attention per head when the model is built, and adds the
+# PrunedCheckpointHook; mmseg's tools/train.py and test.py build it via RUNNERS.
+runner_type = 'NpdgRunner'
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

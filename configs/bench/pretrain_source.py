@@ -4,7 +4,7 @@
 # (32-64-128-256 channels, 64-channel ASPP) trained from scratch on synthetic
 # GTA5 (the source; 680 train frames, 120 held out) for 6000 iterations. No
 # target image is used. Data: data/synthetic_bench, made with
-# appearance_shift=3 (benchmarks/accuracy.py makes it; see README).
+# appearance_shift=3 (benchmarks/accuracy.py makes it; see docs/results.md).
 #
 #   python tools/train.py configs/bench/pretrain_source.py   # ~13 min, 2 CPU cores
 _base_ = ['../demo/deeplab_r18_synthetic.py']

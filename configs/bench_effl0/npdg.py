@@ -1,15 +1,16 @@
 # ImageNet benchmark regime: NPDG on the source-only recipe (./source_only.py:
-# EfficientNet-Lite0 from ImageNet via the source warm start, 300 iterations, SGD
+# EfficientNet-Lite0 from ImageNet via the source warm start, 600 iterations, SGD
 # lr 0.01 poly) plus the NPDG hooks. tools/compare.py runs it (and every control) at 0.75x and 0.5x FLOPs.
 #
-#   iterations   0 ............ 150 ............ 300
+#   iterations   0 ....... 150 ...................... 600
 #                sparse training | prune | fine-tune (no sparsity term)
 #   style perturbation (AdvStyle) on half of every batch throughout.
 #
 # How each setting was chosen (no target label used): lam = 0.4, stylized_ratio = 0.5
-# and r = 0.3 are the paper's; the prune step halves the schedule (as the paper's
-# 24k of 40k leaves the last 40 % to fine-tuning); s = 0.1 is the from-scratch
-# regime's label-free choice, not yet re-derived for this model (README "ImageNet
+# and r = 0.3 are the paper's; the prune step at 150 leaves 450 fine-tune
+# iterations, which plain L1 needs to come within 3.9 points of unpruned
+# source-only on held-out source (bar (d); 150 left 9.5); s = 0.1 is the from-scratch
+# regime's label-free choice, not yet re-derived for this model (docs/results.md "ImageNet
 # regime" says so).
 _base_ = ['./source_only.py', '../_base_/npdg_hooks.py']
 
@@ -27,5 +28,14 @@ threshold = None
 
 stats_batches = 8       # batches of 2 images per refresh (benchmarks/results/stats_stability.md)
 trace_shape = (3, 64, 64)
+# Units: the expansion channels of the MBConv blocks (expand conv + BN + depthwise +
+# BN + the projection's input), as MobileNet pruning does. The stem, the residual
+# streams (_project_conv groups) and the decode head stay whole: one-shot removal
+# of stream/stem channels collapses held-out source to 4.9 mIoU (14.0 with
+# re-estimated BN statistics) and 150 fine-tune iterations bring it to 14.8;
+# expansion channels only: 23.2 after 150, 29.7 after 450 (seed 0, held-out
+# source; docs/results.md "ImageNet regime", bar (d)).
+ignored_units = [r'^backbone\._blocks\.0\._depthwise_conv$', r'_project_conv$', r'^decode_head\.']
+pruning_hook = dict(ignored_units='${ignored_units}')
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
                 '${sparsity_hook}', '${pruning_hook}', '${checkpoint_hook}']

@@ -8,7 +8,7 @@
 #
 #   python tools/train.py configs/bench_effl0/pretrain_source.py --work-dir work_dirs/pretrain_source_effl0
 #
-# Why a warm start (README "ImageNet regime"): straight from ImageNet, 600
+# Why a warm start (docs/results.md "ImageNet regime"): straight from ImageNet, 600
 # iterations reach 20.8 held-out source mIoU with the loss still falling (seed 0),
 # and converging every arm from ImageNet would cost about 15 min per run on 2
 # cores, 60 runs. The warm start is the ImageNet model adapted to the source

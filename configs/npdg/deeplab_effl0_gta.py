@@ -19,7 +19,7 @@
 #
 # configs/baselines/deeplabv3plus_effl0_gta.py inherits this file with the NPDG
 # hooks removed (the equal-compute control). DSP needs two local weight files (see
-# README "DSP weights").
+# docs/method.md "DSP weights").
 _base_ = [
     '../_base_/models/deeplabv3plus_effl0.py',
     '../_base_/datasets/gta.py',

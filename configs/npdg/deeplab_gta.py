@@ -13,7 +13,7 @@
 #
 # configs/baselines/deeplabv3plus_r50-d8_gta.py inherits this file with the
 # NPDG hooks removed: same data, augmentation, schedule and iterations (the
-# equal-compute control). DSP needs two local weight files (see README "DSP
+# equal-compute control). DSP needs two local weight files (see docs/method.md "DSP
 # weights"); configs/npdg/deeplab_gta_advstyle.py uses the AdvStyle
 # perturbation instead (no pretrained network).
 _base_ = [

@@ -11,8 +11,7 @@ from typing import Dict, Sequence
 
 import torch.nn as nn
 
-from .inference_path import (InferencePath, check_input_shape,
-                             inference_mode, random_input, unwrap_model)
+from .inference_path import InferencePath, check_input_shape, inference_mode, random_input, unwrap_model
 
 #: Submodules of an mmseg segmentor that run at inference.
 INFERENCE_PARTS = ('backbone', 'neck', 'decode_head')

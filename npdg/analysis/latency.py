@@ -6,8 +6,7 @@ from typing import Callable, Dict, Sequence
 import torch
 import torch.nn as nn
 
-from .inference_path import (InferencePath, check_input_shape,
-                             inference_mode, random_input, unwrap_model)
+from .inference_path import InferencePath, check_input_shape, inference_mode, random_input, unwrap_model
 
 
 def _sync(sync_cuda: bool) -> None:

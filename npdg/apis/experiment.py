@@ -7,10 +7,10 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.runner import Runner
 
 from npdg.analysis.complexity import segmentor_complexity
 from npdg.analysis.latency import segmentor_latency
+from npdg.engine.runner import NpdgRunner
 from npdg.utils.config import ensure_hook
 from npdg.utils.workdir_lock import WorkDirLock
 
@@ -36,7 +36,7 @@ def train(cfg, work_dir):
     ensure_hook(cfg, 'RNGStateHook')
     ensure_hook(cfg, 'PrunedCheckpointHook')
     with WorkDirLock(work_dir):
-        Runner.from_cfg(cfg).train()
+        NpdgRunner.from_cfg(cfg).train()
     return final
 
 
@@ -61,7 +61,7 @@ def test(cfg, checkpoint, work_dir, dataset=None, targets=None):
     if dataset is not None:
         cfg.test_dataloader.dataset = dataset
         cfg.test_evaluator = dict(cfg.test_evaluator, targets=targets)
-    return Runner.from_cfg(cfg).test()
+    return NpdgRunner.from_cfg(cfg).test()
 
 
 def measure(cfg, checkpoint, input_shape, repeats=20):

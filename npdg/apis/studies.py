@@ -22,7 +22,7 @@ _R = 'configs/bench/'
 _RC = 'configs/controls/bench_r18h/'
 
 REGIMES = dict(
-    # README "ImageNet regime": DeepLabV3+ on EfficientNet-Lite0 initialised from
+    # docs/results.md "ImageNet regime": DeepLabV3+ on EfficientNet-Lite0 initialised from
     # the official ImageNet weights, adapted to the source once (3000 iterations),
     # 300 iterations per arm.
     effl0=dict(
@@ -46,11 +46,11 @@ REGIMES = dict(
                      flops50=dict(prune_ratio=None, target_flops_ratio=0.5)),
         warm_start=_E + 'pretrain_source.py',
         bars=dict(
-            source_only_x1_5=(_E + 'source_only.py', dict(max_iters=450)),
+            source_only_x1_5=(_E + 'source_only.py', dict(max_iters=900)),  # 1.5 x 600
             l1_source_flops75=(_EC + 'l1_source.py', {}),
             **{f'oracle_{t}': (_E + f'oracle_{t}.py', {}) for t in TARGETS}),
     ),
-    # README "From-scratch regime": a half-width ResNet-18 warm-started on the
+    # docs/results.md "from-scratch regime": a half-width ResNet-18 warm-started on the
     # source (configs/bench/pretrain_source.py, NOT ImageNet), 600 iterations per arm.
     r18h=dict(
         title='DeepLabV3+ half-width ResNet-18, source warm start (data/synthetic_bench)',

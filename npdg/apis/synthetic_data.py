@@ -40,7 +40,7 @@ def prepare_synthetic_domains(root='data/synthetic', seed=0, nproc=2, **gen_kwar
     from npdg.converters.cityscapes import convert_cityscapes
     from npdg.converters.gta import convert_gta
     from npdg.converters.mapillary import convert_mapillary
-    from npdg.synthetic import generate_synthetic_domains
+    from synthetic_domains import generate_synthetic_domains
 
     manifest = generate_synthetic_domains(root, seed=seed, nproc=nproc, **gen_kwargs)
     made = set(manifest['domains'])

@@ -12,9 +12,17 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 from npdg.datasets.label_maps import cityscapes_id_to_train_id_lut
-from .common import (CITYSCAPES_MAX_LABEL_ID, ConversionSummary,
-                     ConverterInputError, LabelTask, convert_label_task,
-                     require_dir, run_tasks, summarize)
+
+from .common import (
+    CITYSCAPES_MAX_LABEL_ID,
+    ConversionSummary,
+    ConverterInputError,
+    LabelTask,
+    convert_label_task,
+    require_dir,
+    run_tasks,
+    summarize,
+)
 
 LABEL_ID_SUFFIX = '_gtFine_labelIds.png'
 TRAIN_ID_SUFFIX = '_gtFine_labelTrainIds.png'

@@ -16,9 +16,17 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from npdg.datasets.label_maps import cityscapes_id_to_train_id_lut
-from .common import (CITYSCAPES_MAX_LABEL_ID, ConversionSummary,
-                     ConverterInputError, LabelTask, convert_label_task,
-                     require_dir, run_tasks, summarize)
+
+from .common import (
+    CITYSCAPES_MAX_LABEL_ID,
+    ConversionSummary,
+    ConverterInputError,
+    LabelTask,
+    convert_label_task,
+    require_dir,
+    run_tasks,
+    summarize,
+)
 
 IMAGE_DIR = 'images'
 LABEL_DIR = 'labels'

@@ -14,12 +14,22 @@ import os
 import os.path as osp
 from typing import Dict, List, Sequence
 
-from npdg.datasets.label_maps import (MAPILLARY_NUM_CLASSES,
-                                      check_mapillary_mapping_name,
-                                      mapillary_lut,
-                                      mapillary_mapping_record)
-from .common import (ConversionSummary, ConverterInputError, LabelTask,
-                     convert_label_task, require_dir, run_tasks, summarize)
+from npdg.datasets.label_maps import (
+    MAPILLARY_NUM_CLASSES,
+    check_mapillary_mapping_name,
+    mapillary_lut,
+    mapillary_mapping_record,
+)
+
+from .common import (
+    ConversionSummary,
+    ConverterInputError,
+    LabelTask,
+    convert_label_task,
+    require_dir,
+    run_tasks,
+    summarize,
+)
 
 LABEL_DIR_CANDIDATES = (osp.join('v1.2', 'labels'), 'labels')
 MAPPING_FILE = 'mapping.json'

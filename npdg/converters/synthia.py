@@ -19,8 +19,16 @@ import cv2
 import numpy as np
 
 from npdg.datasets.label_maps import SYNTHIA_NUM_IDS, synthia_id_to_train_id_lut
-from .common import (ConversionSummary, ConverterInputError, LabelReadError, LabelTask,
-                     convert_label_task, run_tasks, summarize)
+
+from .common import (
+    ConversionSummary,
+    ConverterInputError,
+    LabelReadError,
+    LabelTask,
+    convert_label_task,
+    run_tasks,
+    summarize,
+)
 from .common import write_holdout_lists as _holdout
 from .gta import TRAIN_ID_SUFFIX, finish_summary, list_gta_frames
 

@@ -19,8 +19,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .gta import check_labels_exist, check_not_empty, require_folder
-from .label_maps import (check_mapillary_mapping_name, cityscapes_metainfo,
-                         mapillary_id_to_train_id)
+from .label_maps import check_mapillary_mapping_name, cityscapes_metainfo, mapillary_id_to_train_id
 from .sample_errors import NamedSampleErrors
 
 MAPILLARY_CONVERTER = 'python tools/dataset_converters/mapillary.py'

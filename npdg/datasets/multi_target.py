@@ -26,13 +26,11 @@ import inspect
 import os.path as osp
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import (Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Union)
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset, ConcatDataset
 from mmengine.registry import DefaultScope
-
 from mmseg.registry import DATASETS
 
 from .gta import check_labels_exist

@@ -12,15 +12,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.evaluator import BaseMetric
 from mmengine.dist import is_main_process
+from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmengine.utils import mkdir_or_exist
-from PIL import Image
-from prettytable import PrettyTable
-
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+from PIL import Image
+from prettytable import PrettyTable
 
 TARGET_KEY = 'dg_target'
 TARGETS_KEY = 'dg_targets'  # MultiTargetDataset's metainfo: its target names

@@ -3,28 +3,27 @@ import contextlib
 import time
 
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
 
 from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
+from npdg.engine import NpdgHook
+from npdg.engine.run_state import run_state
 from npdg.importance.context import seg_loss
-from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.units import check_unit_types
 from npdg.sharpness import UnitIndex, adaptive_perturbation, unit_radii
 from npdg.utils.batchnorm import frozen_bn_stats
-from .run_state import resumed_meta, run_state
+
 from .scoring import check_scoring, runner_scoring_context
 
-CKPT_KEY = 'npdg_adasap'
 NORMALIZATIONS = ('unit', 'global')
 
 
 @HOOKS.register_module()
-class AdaSAPHook(Hook):
+class AdaSAPHook(NpdgHook):
     """Adaptive sharpness-aware training for pruning (Bair et al., ICLR 2024).
 
     Every iteration is a two-pass sharpness-aware step:
@@ -75,7 +74,7 @@ class AdaSAPHook(Hook):
             all weights, each entry scaled by its unit's radius) or ``'unit'``
             (each unit normalised by its own ``||T_i g_i||``: every unit moves by
             ``rho_i`` of its own weights; with the paper's radii up to 2 this
-            collapsed training on the CPU benchmark, see README).
+            collapsed training on the CPU benchmark, see docs/results.md "AdaSAP").
         score_interval (int): Iterations between re-scorings of the radii.
         uniform_after (int, optional): Iteration count from which the radius
             is uniform; default the last prune iteration of the run.
@@ -89,6 +88,10 @@ class AdaSAPHook(Hook):
             perturbation, which must run first) and ``NORMAL`` (EMA,
             sparsity), so that they see the restored weights.
     """
+
+    needs_per_head_attention = True
+
+    state_name = 'adasap'
 
     def __init__(self, importance=dict(type='L1Importance', normalizer='mean'), rho_min=0.01,
                  rho_max=2.0, rho=1.0, free_radius=None, eta=0.01, normalization='global',
@@ -135,8 +138,7 @@ class AdaSAPHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        ensure_per_head_attention(runner)
-        run_state(runner).subscribe_pruned(self._structure_changed)
+        super().before_run(runner)  # subscribes on_pruned
 
     def before_train(self, runner):
         """Phase 3 starts after the run's last prune step unless set.
@@ -147,15 +149,14 @@ class AdaSAPHook(Hook):
         if isinstance(getattr(runner, 'optim_wrapper', None), OptimWrapperDict):
             raise TypeError('AdaSAPHook: one optimizer wrapper is supported (got an '
                             'OptimWrapperDict); use a single optim_wrapper.')
-        prune_iters = run_state(runner).prune_iters
-        if self.uniform_after is None and prune_iters:
-            self.uniform_after = int(max(prune_iters))
+        super().before_train(runner)  # checks the hook order
+        self.uniform_after = self.until_last_prune(runner, self.uniform_after)
         print_log(f'[npdg] AdaSAP: adaptive radii [{self.rho_min}, {self.rho_max}] by '
                   f'{type(self.pruner.importance).__name__} until iteration '
                   f'{self.uniform_after if self.uniform_after is not None else "the end"}, then '
                   f'uniform {self.rho}; {self.normalization} normalisation', logger='current')
 
-    def _structure_changed(self, runner):
+    def on_pruned(self, runner):
         self.radii = None  # re-scored on the pruned structure (the index follows the units)
 
     def phase(self, iteration):
@@ -303,9 +304,9 @@ class AdaSAPHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Checkpoint being saved.
         """
-        checkpoint.setdefault('meta', {})[CKPT_KEY] = dict(
+        self.save_state(checkpoint, dict(
             radii=None if self.radii is None else [r.tolist() for r in self.radii],
-            scored_iter=self.scored_iter)
+            scored_iter=self.scored_iter))
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Restore the radii when resuming.
@@ -314,7 +315,7 @@ class AdaSAPHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Loaded checkpoint.
         """
-        state = resumed_meta(runner, checkpoint, CKPT_KEY)
+        state = self.resumed_state(runner, checkpoint)
         if state is None:
             return
         radii = state.get('radii')

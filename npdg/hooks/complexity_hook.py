@@ -1,16 +1,16 @@
 """Hook that reports the model's FLOPs and parameters with the metrics."""
 from typing import Dict, Optional, Sequence
 
-from mmengine.hooks import Hook
 from mmengine.hooks.runtime_info_hook import RuntimeInfoHook
-
 from mmseg.registry import HOOKS
-from ..analysis.complexity import (format_complexity, format_input_shape,
-                                   segmentor_complexity)
+
+from npdg.engine import NpdgHook
+
+from ..analysis.complexity import format_complexity, format_input_shape, segmentor_complexity
 
 
 @HOOKS.register_module()
-class ModelComplexityHook(Hook):
+class ModelComplexityHook(NpdgHook):
     """Measure FLOPs/params before testing (and validating); add them to metrics.
 
     ``before_test`` (and ``before_val`` when ``on_val``) measures the

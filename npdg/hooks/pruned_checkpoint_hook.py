@@ -3,10 +3,11 @@ import copy
 import os.path as osp
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
-
 from mmseg.registry import HOOKS
+
+from npdg.engine import NpdgHook, ckpt_state
+
 from ..analysis.inference_path import unwrap_model
 from ..pruning.structure import add_structure, fit_model_to_checkpoint
 from ..utils import resume as resume_utils
@@ -19,12 +20,12 @@ def _optimizer_built(runner):
 
 
 @HOOKS.register_module()
-class PrunedCheckpointHook(Hook):
+class PrunedCheckpointHook(NpdgHook):
     """Carry a pruned model's structure in its checkpoints; rebuild on load.
 
     ``before_save_checkpoint`` stores the structure of ``runner.model``
     (:func:`npdg.pruning.capture_structure`, plain data) in
-    ``checkpoint['meta']['npdg_structure']`` on every save (for an unpruned
+    ``checkpoint['meta']['npdg']['structure']`` on every save (for an unpruned
     model it simply records the config's shapes).
 
     ``after_load_checkpoint`` (runs after the file is read and before the
@@ -49,14 +50,14 @@ class PrunedCheckpointHook(Hook):
     * attention was converted here (the training config does not convert in
       ``before_run``): parameters were replaced by different ones, so the
       optimizer wrapper, param schedulers and DDP wrapper are rebuilt from
-      the config (:func:`npdg.pruning.model_prep.rebuild_optimization`), with
+      the config (:func:`npdg.engine.model_prep.rebuild_optimization`), with
       ``auto_scale_lr`` applied again.
 
     In val/test a DDP wrapper is kept: its ``val_step``/``test_step`` call
     the inner module directly and never use the stale reducer.
 
     **What ran** (:mod:`npdg.utils.resume`): every checkpoint also carries the
-    run's settings (``meta['npdg_settings']``: the custom hooks' effective
+    run's settings (``meta['npdg']['settings']``: the custom hooks' effective
     arguments, the config's named settings and the run's history, one segment
     per resume), and ``<work_dir>/settings_ran.json`` is rewritten at the start
     and at every save. On resume the new run's settings are compared with the
@@ -104,6 +105,7 @@ class PrunedCheckpointHook(Hook):
         Args:
             runner (Runner): The runner (before any checkpoint is loaded).
         """
+        super().before_run(runner)
         if self._built_shapes is None:
             self._built_shapes = self._shapes(runner)
         self._settings = resume_utils.settings_record(runner.cfg)
@@ -117,6 +119,7 @@ class PrunedCheckpointHook(Hook):
         Args:
             runner (Runner): The runner (after any resume).
         """
+        super().before_train(runner)  # checks the hook order
         self._write_settings(runner)
 
     def after_train(self, runner):
@@ -143,7 +146,7 @@ class PrunedCheckpointHook(Hook):
         add_structure(checkpoint, runner.model)
         if self._settings is not None:
             self._settings['history'][-1]['to_iter'] = checkpoint['meta'].get('iter')
-            checkpoint['meta'][resume_utils.SETTINGS_KEY] = copy.deepcopy(self._settings)
+            ckpt_state.put(checkpoint, 'settings', copy.deepcopy(self._settings))
             self._write_settings(runner)
         if self._built_shapes is not None and self._shapes(runner) != self._built_shapes:
             # First in the file, so that any loader without npdg stops on it.
@@ -241,11 +244,11 @@ class PrunedCheckpointHook(Hook):
         if not _optimizer_built(runner):
             return  # val/test: nothing holds the old parameters
         if change['converted']:
-            from ..pruning.model_prep import rebuild_optimization
+            from npdg.engine.model_prep import rebuild_optimization
             rebuild_optimization(runner)
             runner.scale_lr(runner.optim_wrapper, runner.auto_scale_lr)
             return
-        from ..pruning.optimizer_sync import rebuild_after_prune
+        from npdg.engine.rebuild import rebuild_after_prune
         kept = {name: None for name in change['resized']
                 if name in old_params}
         rebuild_after_prune(runner, old_params, kept, reset_state=True)

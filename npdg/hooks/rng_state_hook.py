@@ -1,13 +1,12 @@
 """Save and restore the global torch RNG so a resumed run repeats the original."""
 import torch
-from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-CKPT_KEY = 'npdg_rng_state'
+from npdg.engine import NpdgHook
 
 
 @HOOKS.register_module()
-class RNGStateHook(Hook):
+class RNGStateHook(NpdgHook):
     """Carry the global torch RNG state through checkpoints.
 
     MMEngine reseeds on resume and skips the data already seen, which replays
@@ -26,6 +25,7 @@ class RNGStateHook(Hook):
     """
 
     priority = 'VERY_HIGH'
+    state_name = 'rng_state'
 
     def __init__(self, priority='VERY_HIGH'):
         self.priority = priority
@@ -41,7 +41,7 @@ class RNGStateHook(Hook):
         state = dict(torch=torch.get_rng_state())
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state['cuda'] = torch.cuda.get_rng_state_all()
-        checkpoint[CKPT_KEY] = state
+        self.save_state(checkpoint, state)
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Keep the saved RNG state when the checkpoint resumes training.
@@ -50,8 +50,9 @@ class RNGStateHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): The loaded checkpoint.
         """
-        if getattr(runner, '_resume', False) and CKPT_KEY in checkpoint:
-            self._pending = checkpoint[CKPT_KEY]
+        state = self.resumed_state(runner, checkpoint)
+        if state is not None:
+            self._pending = state
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         """Restore the pending RNG state once, before the first resumed step.

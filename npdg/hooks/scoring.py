@@ -4,8 +4,8 @@ Shared by every hook that scores units during training (the pruning hook at
 its prune steps, the AdaSAP hook for its radii), so that a criterion sees
 the same kind of data whichever hook asks.
 """
+from npdg.engine.run_state import run_state
 from npdg.importance import ScoringBatches, ScoringContext
-from .run_state import run_state
 
 SCORING_DEFAULTS = dict(num_batches=4, batch_size=None, target_dataset=None)
 

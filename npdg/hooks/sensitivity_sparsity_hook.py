@@ -1,16 +1,13 @@
 """Sensitivity-reweighted L1 on unit scales (BN gammas and head gates)."""
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from npdg.amp import loss_scale as _loss_scale
 from npdg.analysis.inference_path import unwrap_model as _bare
-
-from npdg.pruning.model_prep import ensure_per_head_attention
+from npdg.engine import NpdgHook
+from npdg.engine.run_state import run_state
 from npdg.pruning.units import unit_scales
-from .run_state import run_state
-
 
 
 def _param_groups(runner):
@@ -30,7 +27,7 @@ def _optimizer_stepped(runner):
 
 
 @HOOKS.register_module()
-class SensitivitySparsityHook(Hook):
+class SensitivitySparsityHook(NpdgHook):
     """Sparse training: ``s * sum_i omega_i * |gamma_i|`` on the unit scales.
 
     ``gamma`` is a unit's scale: the BN weight of a channel, the learnable gate
@@ -81,6 +78,8 @@ class SensitivitySparsityHook(Hook):
         priority (str): Hook priority.
     """
 
+    needs_per_head_attention = True
+
     MODES = ('proximal', 'subgradient')
 
     def __init__(self, s=1e-4, begin=0, end=None, reweight=True, mode='proximal',
@@ -111,8 +110,7 @@ class SensitivitySparsityHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        ensure_per_head_attention(runner)
-        run_state(runner).subscribe_pruned(self.on_pruned)
+        super().before_run(runner)  # subscribes on_pruned
 
     def active(self, iteration):
         """Whether the term applies at ``iteration`` (0-based).
@@ -137,7 +135,7 @@ class SensitivitySparsityHook(Hook):
         if not self._active:
             self.detach()
             return
-        scales = unit_scales(_bare(runner.model))
+        scales = self.scales(runner)
         scale = self.loss_scale(runner) if self.mode == 'subgradient' else 1.0
         self._coef = {name: self.s * scale * w for name, w in self.omega(runner, scales).items()}
         if self.mode == 'proximal':
@@ -148,6 +146,23 @@ class SensitivitySparsityHook(Hook):
         if set(self._hooked) != set(scales) or any(self._hooked[n] is not p
                                                    for n, p in scales.items()):
             self.attach(scales)
+
+    @staticmethod
+    def scales(runner):
+        """The scales under the sparsity term: every unit scale the pruning hook
+        may remove (the run's ``prunable_layers``; all when it names none).
+
+        Args:
+            runner (Runner): The runner.
+
+        Returns:
+            dict[str, nn.Parameter]: layer name -> scale parameter.
+        """
+        scales = unit_scales(_bare(runner.model))
+        prunable = run_state(runner).prunable_layers
+        if prunable is None:
+            return scales
+        return {name: p for name, p in scales.items() if name in prunable}
 
     def omega(self, runner, scales):
         """Per-scale weights omega (ones without statistics or with ``reweight=False``).
@@ -176,15 +191,14 @@ class SensitivitySparsityHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        prune_iters = run_state(runner).prune_iters
-        if self.end is None and prune_iters:
-            self.end = max(prune_iters)
+        super().before_train(runner)  # checks the hook order
+        self.end = self.until_last_prune(runner, self.end)
         if self.s == 0:
             return
         self._warn_zero_scales(runner)
         decayed = {}
         groups = _param_groups(runner)
-        for name, param in unit_scales(_bare(runner.model)).items():
+        for name, param in self.scales(runner).items():
             group = groups.get(id(param))
             if group is not None and group.get('weight_decay', 0):
                 decayed[name] = group['weight_decay']
@@ -212,7 +226,7 @@ class SensitivitySparsityHook(Hook):
         """
         if self.mode != 'proximal' or runner.iter > self.begin:
             return
-        scales = unit_scales(_bare(runner.model))
+        scales = self.scales(runner)
         zero = sum(int((p.detach() == 0).sum()) for p in scales.values())
         total = sum(p.numel() for p in scales.values())
         if zero:
@@ -247,7 +261,7 @@ class SensitivitySparsityHook(Hook):
             runner (Runner): The runner.
         """
         groups = _param_groups(runner)
-        for name, param in unit_scales(_bare(runner.model)).items():
+        for name, param in self.scales(runner).items():
             group = groups.get(id(param))
             lr = group['lr'] if group is not None else 0.0
             coef = self._coef.get(name)
@@ -262,7 +276,7 @@ class SensitivitySparsityHook(Hook):
             runner (Runner): The runner.
             when (str): Where in training, for the message.
         """
-        scales = unit_scales(_bare(runner.model))
+        scales = self.scales(runner)
         if scales:
             g = torch.cat([p.detach().abs().flatten().cpu() for p in scales.values()])
             print_log(f'[npdg] BN scales and head gates {when}: |gamma| < {self.threshold:g} '

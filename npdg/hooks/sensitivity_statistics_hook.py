@@ -1,23 +1,19 @@
 """Collect NPDG's per-unit sensitivity statistics during training."""
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
-
+from npdg.engine import NpdgHook
+from npdg.engine.run_state import run_state
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
-from npdg.pruning.model_prep import ensure_per_head_attention
 from npdg.pruning.units import unit_layers
+from npdg.statistics import SensitivityStatistics, check_lambda, subsample_head_positions, subsample_positions
 from npdg.utils.batchnorm import frozen_bn_stats
-from .run_state import run_state
-from npdg.statistics import (SensitivityStatistics, check_lambda, subsample_head_positions,
-                             subsample_positions)
 
-CKPT_KEY = 'npdg_sensitivity'
 STYLE_MODES = ('adversarial', 'random')
 
 
@@ -39,7 +35,7 @@ def _as_float(x):
 
 
 @HOOKS.register_module()
-class SensitivityStatisticsHook(Hook):
+class SensitivityStatisticsHook(NpdgHook):
     """Per-unit domain sensitivity: unary (style variance) and binary (redundancy).
 
     Every ``interval`` iterations, for ``num_batches`` consecutive
@@ -108,6 +104,10 @@ class SensitivityStatisticsHook(Hook):
         priority (str): Must run before the perturbation hook (clean images).
     """
 
+    needs_per_head_attention = True
+
+    state_name = 'statistics'
+
     def __init__(self, interval=100, num_batches=1, num_images=2, num_styles=4,
                  num_positions=256, lam=0.4, eps=0.1, omega_scope='layer', decay=1.0,
                  styles='random', ascent_steps=1, perturbation=None, begin=0, end=None,
@@ -163,8 +163,7 @@ class SensitivityStatisticsHook(Hook):
         """
         if self.seed is None:
             self.seed = int(getattr(runner, 'seed', 0) or 0)
-        ensure_per_head_attention(runner)
-        run_state(runner).subscribe_pruned(self.on_pruned)
+        super().before_run(runner)  # subscribes on_pruned
         self.attach(_bare(runner.model))
 
     def before_train(self, runner):
@@ -174,12 +173,11 @@ class SensitivityStatisticsHook(Hook):
         Args:
             runner (Runner): The runner.
         """
+        super().before_train(runner)  # checks the hook order
         self.perturbation = self._renderer(runner)
         self.attach(_bare(runner.model))
         self.publish(runner)
-        prune_iters = run_state(runner).prune_iters
-        self._end = self.end if self.end is not None else (
-            max(prune_iters) if prune_iters else None)
+        self._end = self.until_last_prune(runner, self.end)
 
     def _renderer(self, runner):
         shared = run_state(runner).perturbation
@@ -407,8 +405,8 @@ class SensitivityStatisticsHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Checkpoint being saved.
         """
-        checkpoint[CKPT_KEY] = dict(stats=self.stats.state_dict(), scores=self.scores,
-                                    omega=self.omega, refreshes=self.refreshes)
+        self.save_state(checkpoint, dict(stats=self.stats.state_dict(), scores=self.scores,
+                                         omega=self.omega, refreshes=self.refreshes))
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Restore them when resuming.
@@ -417,8 +415,8 @@ class SensitivityStatisticsHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Loaded checkpoint.
         """
-        state = checkpoint.get(CKPT_KEY)
-        if state is None or not getattr(runner, '_resume', False):
+        state = self.resumed_state(runner, checkpoint)
+        if state is None:
             return
         self.stats = SensitivityStatistics()
         self.stats.load_state_dict(state['stats'])

@@ -1,17 +1,16 @@
 """Put a differentiable style perturbation in front of the segmentor in training."""
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
-
+from npdg.engine import NpdgHook
+from npdg.engine.run_state import run_state
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.perturbation.dsu import attach_dsu
 from npdg.utils.batchnorm import bn_eval, frozen_bn_stats
-from .run_state import run_state
 
 KNOWN_PERTURBATIONS = ('AdvStyle', 'DSP', 'DSUNoise')
 
@@ -24,7 +23,7 @@ def _autocast_dtype(device_type):
 
 
 @HOOKS.register_module()
-class StylePerturbationHook(Hook):
+class StylePerturbationHook(NpdgHook):
     """Train on adversarially re-styled source images (and clean ones).
 
     Image-level perturbations (``AdvStyle``, ``DSP``) act **before
@@ -110,6 +109,7 @@ class StylePerturbationHook(Hook):
         Args:
             runner (Runner): The runner.
         """
+        super().before_run(runner)
         if self.seed is None:
             self.seed = int(getattr(runner, 'seed', 0) or 0)
         if self.image_level:

@@ -5,31 +5,38 @@ import os.path as osp
 import time
 
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
-from npdg.analysis.inference_path import unwrap_model as _bare
-
 from npdg.analysis.complexity import segmentor_complexity
+from npdg.analysis.inference_path import unwrap_model as _bare
+from npdg.engine import NpdgHook
+from npdg.engine.rebuild import rebuild_after_prune
+from npdg.engine.run_state import run_state
 from npdg.importance import build_importance
 from npdg.pruning import report
-from npdg.pruning.selection import SCHEDULES, cumulative_fraction
-from .run_state import resumed_meta, run_state
-from .scoring import check_scoring, runner_scoring_context
-from npdg.utils.settings import config_settings
-from npdg.pruning.model_prep import ensure_per_head_attention
-from npdg.pruning.optimizer_sync import rebuild_after_prune
 from npdg.pruning.pruner import UnitPruner
+from npdg.pruning.selection import SCHEDULES, cumulative_fraction, step_budget
 from npdg.pruning.units import check_unit_types
-from npdg.pruning.selection import step_budget
+from npdg.utils.settings import config_settings
 
-CKPT_KEY = 'npdg_pruning'
+from .scoring import check_scoring, runner_scoring_context
+
+
+def prunable_layers(units):
+    """Names of the unit layers (BNs, attention modules) the given units cover."""
+    names = set()
+    for u in units:
+        if u.kind == 'head':
+            names.add(u.name)
+        else:
+            names.update(entry[0] for entry in u.bns)
+    return names
 
 
 
 @HOOKS.register_module()
-class UnitPruningHook(Hook):
+class UnitPruningHook(NpdgHook):
     """Rank units globally and remove them at the configured iterations.
 
     After iteration ``i`` in ``prune_iters`` (1-based: "after 2000 iterations")
@@ -97,8 +104,18 @@ class UnitPruningHook(Hook):
             remains; DSS).
         scoring (dict, optional): ``num_batches`` (4), ``batch_size``
             (None: the train loader's) and ``target_dataset`` (None).
+        ignored_units (Sequence[str]): Regular expressions naming units
+            (their root layer) that are never scored nor removed, e.g. a
+            MobileNet's residual streams and stem
+            (:class:`npdg.pruning.UnitPruner`). The BN layers of the units
+            left are published as the run's ``prunable_layers``, so sparse
+            training shrinks only what can be pruned.
         priority (str): Hook priority.
     """
+
+    needs_per_head_attention = True
+
+    state_name = 'pruning'
 
     def __init__(self, prune_iters, ratio=0.3, threshold=0.1,
                  importance=dict(type='BNScaleImportance'), min_keep=1, min_keep_ratio=0.1,
@@ -106,7 +123,7 @@ class UnitPruningHook(Hook):
                  trace_shape=(3, 64, 64), flops_shape=(3, 512, 1024),
                  reset_optimizer_state=False, target_flops_ratio=None, shortfall='ratio',
                  scope='global', schedule='linear', scoring=None, flops_aware=False,
-                 priority='LOW'):
+                 ignored_units=(), priority='LOW'):
         if target_flops_ratio is not None:
             if ratio is not None:
                 raise ValueError('UnitPruningHook: give either ratio or target_flops_ratio, '
@@ -143,13 +160,15 @@ class UnitPruningHook(Hook):
                              min_keep_ratio=min_keep_ratio, round_to=round_to,
                              unit_types=unit_types, scope=scope, schedule=schedule,
                              flops_aware=bool(flops_aware),
+                             ignored_units=list(ignored_units or ()),
                              scoring={k: v for k, v in self.scoring.items()
                                       if k != 'target_dataset'},
                              reset_optimizer_state=bool(reset_optimizer_state))
         self.pruner = UnitPruner(importance, threshold, min_keep, min_keep_ratio, round_to,
                                  'channel' in unit_types, 'head' in unit_types, trace_shape,
                                  shortfall, scope, widths='width' in unit_types,
-                                 flops_aware=flops_aware, cost_shape=flops_shape)
+                                 flops_aware=flops_aware, cost_shape=flops_shape,
+                                 ignored_units=ignored_units)
         self.flops_shape = tuple(flops_shape)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.priority = priority
@@ -165,7 +184,7 @@ class UnitPruningHook(Hook):
         Args:
             runner (Runner): The runner.
         """
-        ensure_per_head_attention(runner)
+        super().before_run(runner)
         run_state(runner).prune_iters = list(self.prune_iters)
         loop = getattr(runner, '_train_loop', None)
         max_iters = getattr(loop, 'max_iters', None) if not isinstance(loop, dict) else \
@@ -183,6 +202,8 @@ class UnitPruningHook(Hook):
                 'attention heads of mmseg models.')
         if self.total_units is None:
             self.total_units = sum(u.num_units for u in units)
+        if self.pruner.ignored_units:
+            run_state(runner).prunable_layers = prunable_layers(units)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         """Prune when the iteration count reaches a prune iteration.
@@ -313,7 +334,6 @@ class UnitPruningHook(Hook):
                      shortfall=result.shortfall, folded=result.folded,
                      seconds=round(time.perf_counter() - started, 3), layers=result.layers)
         self.history.append(entry)
-        run_state(runner).history = self.history
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pruning')
             report.write_json(osp.join(out_dir, 'pruning_report.json'), self.history,
@@ -328,10 +348,10 @@ class UnitPruningHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Checkpoint being saved.
         """
-        checkpoint.setdefault('meta', {})[CKPT_KEY] = dict(
+        self.save_state(checkpoint, dict(
             total_units=self.total_units, removed=self.removed, steps_done=self.steps_done,
             start_gflops=self.start_gflops,
-            done_iters=[h['iter'] for h in self.history])
+            done_iters=[h['iter'] for h in self.history]))
 
     def after_load_checkpoint(self, runner, checkpoint):
         """Restore the progress when resuming.
@@ -340,7 +360,7 @@ class UnitPruningHook(Hook):
             runner (Runner): The runner.
             checkpoint (dict): Loaded checkpoint.
         """
-        state = resumed_meta(runner, checkpoint, CKPT_KEY)
+        state = self.resumed_state(runner, checkpoint)
         if state is None:
             return
         self.total_units = state['total_units']

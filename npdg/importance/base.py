@@ -1,12 +1,16 @@
-"""The importance interface: a class with one ``__call__``."""
-import torch
-from mmseg.registry import MODELS
+"""The importance interface: a class with one ``__call__``, in npdg's own registry."""
+import inspect
 
-IMPORTANCES = []
+import torch
+from mmengine.registry import Registry
+
+# npdg's criteria registry (criteria are not modules, so not in mmseg's MODELS)
+CRITERIA = Registry('npdg pruning criterion')
+IMPORTANCES = []  # registered names, in registration order (the tests parametrise over it)
 
 
 def register_importance(cls):
-    """Register an importance in mmseg's MODELS registry and npdg's list.
+    """Register a criterion in npdg's :data:`CRITERIA` registry.
 
     Args:
         cls (type): An :class:`Importance` subclass.
@@ -14,26 +18,62 @@ def register_importance(cls):
     Returns:
         type: ``cls``.
     """
-    MODELS.register_module(module=cls)
+    CRITERIA.register_module(module=cls)
     IMPORTANCES.append(cls.__name__)
     return cls
 
 
+def check_signature(importance):
+    """A criterion must be callable as ``importance(units, context)``.
+
+    Args:
+        importance (Importance): The built criterion.
+
+    Returns:
+        Importance: ``importance``.
+
+    Raises:
+        TypeError: For a criterion with the old ``__call__(self, units)``,
+            naming the class and the fix.
+    """
+    try:
+        inspect.signature(importance.__call__).bind(object(), None)
+    except TypeError:
+        raise TypeError(
+            f'{type(importance).__name__}.__call__ must take (units, context): npdg hands '
+            'every criterion the step\'s scoring context (npdg.importance.ScoringContext). '
+            'Write it as `def __call__(self, units, context=None)` (a criterion that needs '
+            'no data ignores the context).') from None
+    return importance
+
+
 def build_importance(cfg):
-    """Build an importance from a config dict (or pass an instance through).
+    """Build a criterion from a config dict (or pass an instance through), checked.
 
     Args:
         cfg (dict | Importance): e.g. ``dict(type='BNScaleImportance')``.
 
     Returns:
-        Importance: The importance.
+        Importance: The criterion.
+
+    Raises:
+        KeyError: For an unknown name (and for a criterion registered the
+            old way, in mmseg's ``MODELS``, with the fix).
+        TypeError: For a criterion without the ``(units, context)`` call.
     """
     if isinstance(cfg, Importance):
-        return cfg
-    if not isinstance(cfg, dict) or cfg.get('type') not in IMPORTANCES:
-        name = cfg.get('type') if isinstance(cfg, dict) else cfg
+        return check_signature(cfg)
+    name = cfg.get('type') if isinstance(cfg, dict) else cfg
+    if not isinstance(cfg, dict) or name not in IMPORTANCES:
+        from mmseg.registry import MODELS
+        if isinstance(name, str) and MODELS.get(name) is not None:
+            raise KeyError(
+                f'{name!r} is registered in mmseg\'s MODELS registry, where npdg looked for '
+                'criteria before; criteria now have their own registry. Decorate the class '
+                'with @npdg.importance.register_importance instead of '
+                '@MODELS.register_module().')
         raise KeyError(f'Unknown importance {name!r}; registered: {sorted(IMPORTANCES)}.')
-    return MODELS.build(cfg)
+    return check_signature(CRITERIA.build(cfg))
 
 
 def normalize(scores, normalizer):

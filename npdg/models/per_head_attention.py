@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from mmcv.cnn import Conv2d, build_norm_layer
 from mmcv.cnn.bricks.drop import build_dropout
 from mmengine.model import BaseModule
-
 from mmseg.models.utils import nchw_to_nlc, nlc_to_nchw
 from mmseg.registry import MODELS
 

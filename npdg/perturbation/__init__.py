@@ -12,8 +12,7 @@ Image-level perturbations work on RGB images in [0, 255]; use
 :mod:`npdg.perturbation.dsp_training` (not imported here).
 """
 from .adv_style import AdvStyle
-from .base import (StylePerturbation, build_perturbation, denormalize,
-                   norm_args_from_preprocessor, normalize)
+from .base import StylePerturbation, build_perturbation, denormalize, norm_args_from_preprocessor, normalize
 from .dsp import DSP, AdaINDecoder, StyleVAE, adain, channel_stats
 from .dsu import DSUNoise, attach_dsu
 from .vgg import VGGEncoder, convert_vgg19_state_dict

@@ -11,8 +11,7 @@ import math
 
 from mmseg.registry import MODELS
 
-from .base import (StylePerturbation, normalized_step, randn, repeat_styles,
-                   sign_step)
+from .base import StylePerturbation, normalized_step, randn, repeat_styles, sign_step
 
 ASCENT_RULES = dict(sign=sign_step, normalized=normalized_step)
 

@@ -13,7 +13,10 @@ reconstructed statistics; the decoder renders them. Losses:
 
 Checkpoints (``decoder.pth``, see :mod:`npdg.perturbation.dsp`) hold only
 tensors and plain containers, load with ``weights_only=True`` and carry the
-optimiser and sampler states, so a run resumes from its last save.
+optimiser and sampler states, so a run resumes from its last save. They (and
+``vgg_random.pth``) are written atomically (temporary file, fsync, rename), so
+a kill mid-save leaves the previous file; a rerun removes the dead run's
+temporary file.
 """
 import json
 import math
@@ -26,6 +29,8 @@ import cv2
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from npdg.utils.checkpoint_io import atomic_write
 
 from .dsp import DEFAULT_CONFIG, adain, build_dsp_networks, channel_stats
 from .vgg import VGGEncoder, load_vgg_encoder, save_vgg_encoder
@@ -235,6 +240,11 @@ class TrainLog:
 def save_checkpoint(path, decoder, vae, optimizer, iteration, config, generators):
     """Write ``decoder.pth`` atomically (tensors and plain containers only).
 
+    Through :func:`npdg.utils.checkpoint_io.atomic_write`: a temporary file
+    beside ``path`` (``decoder.pth.tmp-<pid>``), flushed and fsynced, then
+    renamed over it, so a kill mid-save leaves the previous checkpoint intact
+    (an error also removes the temporary file).
+
     Args:
         path (str): Destination.
         decoder (AdaINDecoder): Image decoder.
@@ -248,9 +258,8 @@ def save_checkpoint(path, decoder, vae, optimizer, iteration, config, generators
     ckpt = dict(decoder=_cpu_state(decoder), style_vae=_cpu_state(vae), config=dict(config),
                 iteration=int(iteration), optimizer=optimizer.state_dict(),
                 generator_state={k: g.get_state() for k, g in generators.items()})
-    tmp = path + '.tmp'
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        torch.save(ckpt, f)
 
 
 def _cpu_state(module):
@@ -355,6 +364,11 @@ def train_dsp(content_dir, style_dir, out_dir, iters, vgg=None, random_vgg=False
     os.makedirs(out_dir, exist_ok=True)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     log = TrainLog(osp.join(out_dir, LOG_NAME))
+    from npdg.utils.resume import remove_stale_temps
+    removed = remove_stale_temps(out_dir)  # left by a run killed mid-save
+    if removed:
+        log.write(f'removed {len(removed)} temporary file(s) of an interrupted save: '
+                  f'{", ".join(sorted(removed))}')
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
     resize = 2 * size if resize is None else resize
     torch.manual_seed(seed)

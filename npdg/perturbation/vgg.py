@@ -22,6 +22,8 @@ import pickle
 import torch
 from torch import nn
 
+from npdg.utils.checkpoint_io import atomic_write
+
 # (in, out) channels of the convs of vgg19.features[:21]; 'M' = 2x2 max pool
 VGG19_RELU4_1_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512)
 # indices in ``features`` of relu1_1, relu2_1, relu3_1, relu4_1
@@ -219,7 +221,11 @@ def load_vgg_encoder(path):
 
 
 def save_vgg_encoder(encoder, path):
-    """Save an encoder's weights with torchvision's key names.
+    """Save an encoder's weights with torchvision's key names, all or nothing.
+
+    The file is written to a temporary file beside ``path``, fsynced and
+    renamed over it (:func:`npdg.utils.checkpoint_io.atomic_write`): a kill or
+    an error mid-save leaves the previous file (or none), never a partial one.
 
     Args:
         encoder (VGGEncoder): The encoder.
@@ -227,7 +233,8 @@ def save_vgg_encoder(encoder, path):
     """
     state = {f'features.{k}': v.detach().cpu().clone()
              for k, v in encoder.features.state_dict().items()}
-    torch.save(state, path)
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 __all__ = ['VGGEncoder', 'convert_vgg19_state_dict', 'load_vgg_encoder',

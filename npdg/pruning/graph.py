@@ -6,8 +6,6 @@ import torch_pruning as tp
 from npdg.models.per_head_attention import PerHeadEfficientAttention
 
 
-
-
 class SegmentorTracer(nn.Module):
     """Forward used for tracing: backbone (+neck) -> decode head AND auxiliary heads.
 

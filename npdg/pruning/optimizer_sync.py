@@ -24,7 +24,8 @@ in this list):
 * :mod:`.recorder` - records the kept map of torch-pruning calls;
 * :mod:`.optim_state` - optimizer surgery;
 * :mod:`.ema` - EMA surgery;
-* :mod:`.rebuild` - the one function that rebuilds a running Runner.
+* :mod:`npdg.engine.rebuild` - the one function that rebuilds a running Runner
+  (runner-facing, so it lives in :mod:`npdg.engine`).
 
 This module re-exports their public names:
 
@@ -41,19 +42,25 @@ This module re-exports their public names:
   ``OptimWrapper`` and the param schedulers bound to it) is kept.
 * :func:`rebuild_averaged_model` re-creates the EMA copy with the averages
   carried over.
-* :func:`rebuild_after_prune` does all of it for an mmengine ``Runner``,
+* :func:`npdg.engine.rebuild.rebuild_after_prune` does all of it for an mmengine ``Runner``,
   including re-wrapping DDP.
 """
 
 from .ema import rebuild_averaged_model
-from .kept import (apply_kept, infer_kept_indices, kept_shape, merge_kept, normalize_kept,
-                   prefix_kept, snapshot_params)
+from .kept import (
+                   apply_kept,
+                   infer_kept_indices,
+                   kept_shape,
+                   merge_kept,
+                   normalize_kept,
+                   prefix_kept,
+                   snapshot_params,
+)
 from .optim_state import sync_optimizer
-from .rebuild import rebuild_after_prune
 from .recorder import PruningRecorder
 
 __all__ = [
     'PruningRecorder', 'snapshot_params', 'normalize_kept', 'prefix_kept',
     'merge_kept', 'apply_kept', 'kept_shape', 'infer_kept_indices',
-    'sync_optimizer', 'rebuild_averaged_model', 'rebuild_after_prune'
+    'sync_optimizer', 'rebuild_averaged_model'
 ]

@@ -1,6 +1,6 @@
 """One structural prune step over channels and heads."""
 import copy
-import inspect
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from npdg.importance import build_importance
 from npdg.models.head_pruning import remove_heads, sync_embed_dims
+
 from .cost import cost_weighted, unit_costs
 from .fold import fold_constant_channels
 from .optimizer_sync import PruningRecorder
@@ -72,30 +73,6 @@ def zero_scale_units(units):
     return units.gather(lambda name, bn: bn.weight.abs(), reduction='max') == 0
 
 
-def check_signature(importance):
-    """A criterion must be callable as ``importance(units, context)``.
-
-    Args:
-        importance (Importance): The built criterion.
-
-    Returns:
-        Importance: ``importance``.
-
-    Raises:
-        TypeError: For a criterion with the old ``__call__(self, units)``,
-            naming the class and the fix.
-    """
-    try:
-        inspect.signature(importance.__call__).bind(object(), None)
-    except TypeError:
-        raise TypeError(
-            f'{type(importance).__name__}.__call__ must take (units, context): npdg hands '
-            'every criterion the step\'s scoring context (npdg.importance.ScoringContext). '
-            'Write it as `def __call__(self, units, context=None)` (a criterion that needs '
-            'no data ignores the context).') from None
-    return importance
-
-
 class ThresholdShortfallError(RuntimeError):
     """The threshold left fewer candidates than the budget (``shortfall='error'``)."""
 
@@ -137,6 +114,11 @@ class UnitPruner:
         fold_constants (bool): Before removing channels whose scales are all
             0, fold the constant they emit into their consumers' bias or BN
             running mean (:mod:`npdg.pruning.fold`).
+        ignored_units (Sequence[str]): Regular expressions; a unit whose
+            name (its root layer, e.g. ``backbone._blocks.3._project_conv``)
+            matches one (``re.search``) is never scored nor removed (as
+            Torch-Pruning's ``ignored_layers``). Every pattern must match a
+            unit of the model.
     """
 
     SHORTFALL_POLICIES = ('ratio', 'error')
@@ -145,7 +127,7 @@ class UnitPruner:
     def __init__(self, importance=dict(type='BNScaleImportance'), threshold=None, min_keep=1,
                  min_keep_ratio=0.1, round_to=None, channels=True, heads=True,
                  trace_shape=(3, 64, 64), shortfall='ratio', scope='global', widths=False,
-                 flops_aware=False, cost_shape=None, fold_constants=True):
+                 flops_aware=False, cost_shape=None, fold_constants=True, ignored_units=()):
         if shortfall not in self.SHORTFALL_POLICIES:
             raise ValueError(f'UnitPruner: shortfall must be one of {self.SHORTFALL_POLICIES}, '
                              f'got {shortfall!r}.')
@@ -153,7 +135,7 @@ class UnitPruner:
             raise ValueError(f'UnitPruner: scope must be one of {self.SCOPES}, got {scope!r}.')
         self.shortfall = shortfall
         self.scope = scope
-        self.importance = check_signature(build_importance(importance))
+        self.importance = build_importance(importance)  # checked there
         self.threshold = threshold
         self.min_keep, self.min_keep_ratio = int(min_keep), float(min_keep_ratio)
         self.round_to = round_to
@@ -171,6 +153,14 @@ class UnitPruner:
         self.flops_aware = bool(flops_aware)
         self.fold_constants = bool(fold_constants)
         self.cost_shape = tuple(cost_shape) if cost_shape is not None else self.trace_shape
+        if isinstance(ignored_units, str):
+            ignored_units = [ignored_units]
+        self.ignored_units = tuple(ignored_units or ())
+        try:
+            self._ignored = [re.compile(p) for p in self.ignored_units]
+        except (re.error, TypeError) as err:
+            raise ValueError(f'UnitPruner: ignored_units must be regular expressions, got '
+                             f'{self.ignored_units!r} ({err}).') from None
 
     def units(self, segmentor, remember=True):
         """The units of the segmentor's current structure (traced once per structure).
@@ -188,16 +178,29 @@ class UnitPruner:
             tuple: ``(graph, units)``.
         """
         if not remember:
-            return collect_units(segmentor, self.trace_shape, self.channels, self.heads,
-                                 self.widths)
+            return self._kept_units(collect_units(segmentor, self.trace_shape, self.channels,
+                                                  self.heads, self.widths))
         key = (id(segmentor), tuple((name, id(m), tuple(tuple(p.shape) for p in
                                                           m.parameters(recurse=False)))
                                     for name, m in segmentor.named_modules()))
         if getattr(self, '_units_key', None) != key:
-            self._units = collect_units(segmentor, self.trace_shape, self.channels, self.heads,
-                                        self.widths)
+            self._units = self._kept_units(collect_units(
+                segmentor, self.trace_shape, self.channels, self.heads, self.widths))
             self._units_key = key
         return self._units
+
+    def _kept_units(self, traced):
+        """Drop the units ``ignored_units`` names (each pattern must name one)."""
+        graph, units = traced
+        if not self._ignored:
+            return graph, units
+        for pattern in self._ignored:
+            if not any(pattern.search(u.name) for u in units):
+                raise ValueError(
+                    f'UnitPruner: ignored_units pattern {pattern.pattern!r} matches no unit of '
+                    f'the model (units are named by their root layer, e.g. '
+                    f'{", ".join(u.name for u in units[:3])}); fix or remove it.')
+        return graph, [u for u in units if not any(p.search(u.name) for p in self._ignored)]
 
     def score(self, units, context=None):
         """Score every layer's units with the criterion.

@@ -7,10 +7,37 @@ import warnings
 from ..analysis.inference_path import unwrap_model
 from .kept import _as_index, infer_kept_indices, kept_shape, snapshot_params
 
-
 # --------------------------------------------------------------------------
 # Recording torch-pruning
 # --------------------------------------------------------------------------
+TORCH_PRUNING_CHECKED = '1.6.'  # the version the interception was checked against
+
+
+def check_torch_pruning():
+    """The torch-pruning internals PruningRecorder relies on, or a clear error.
+
+    Returns:
+        type: ``BasePruningFunc`` (its ``_prune_parameter_and_grad`` exists).
+
+    Raises:
+        RuntimeError: When the private function is gone (another torch-pruning).
+    """
+    import torch_pruning as tp
+    base = getattr(getattr(getattr(tp, 'pruner', None), 'function', None),
+                   'BasePruningFunc', None)
+    if base is None or '_prune_parameter_and_grad' not in base.__dict__:
+        raise RuntimeError(
+            f'torch-pruning {getattr(tp, "__version__", "?")} has no '
+            'BasePruningFunc._prune_parameter_and_grad, which npdg\'s PruningRecorder '
+            f'intercepts; npdg was checked with torch-pruning {TORCH_PRUNING_CHECKED}x '
+            '(pip install "torch-pruning==1.6.0").')
+    if not str(getattr(tp, '__version__', '')).startswith(TORCH_PRUNING_CHECKED):
+        warnings.warn(f'torch-pruning {tp.__version__}: npdg\'s PruningRecorder was checked '
+                      f'with {TORCH_PRUNING_CHECKED}x; the kept-index record is '
+                      'verified after every prune, so a mismatch fails loudly.')
+    return base
+
+
 class PruningRecorder:
     """Record which indices every pruned parameter kept.
 
@@ -54,7 +81,6 @@ class PruningRecorder:
         """Snapshot the parameters and start intercepting torch-pruning."""
         if self._active:
             raise RuntimeError('PruningRecorder is already active.')
-        from ..compat import check_torch_pruning
         base = check_torch_pruning()
         self.old_params = snapshot_params(self.model)
         self.kept = {}

@@ -15,7 +15,7 @@ compares a state dict with a model and raises listing every difference,
 because mmengine's ``load_checkpoint(strict=False)`` would only log "size
 mismatch" and leave those tensors at their initial values.
 
-The structure travels in ``checkpoint['meta']['npdg_structure']``
+The structure travels in ``checkpoint['meta']['npdg']['structure']``
 (``add_structure`` / ``get_structure``).
 """
 import re
@@ -25,9 +25,11 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
+from npdg.engine import ckpt_state  # noqa: E402  (plain dict access, no runner)
+
 from ..analysis.inference_path import unwrap_model as _unwrap
 
-STRUCTURE_KEY = 'npdg_structure'
+STRUCTURE_KEY = 'npdg_structure'  # the layout before meta['npdg'] (npdg.engine.ckpt_state)
 STRUCTURE_VERSION = 1
 IGNORED_MISSING_SUFFIXES = ('num_batches_tracked', )
 REVISE_KEYS = ((r'^module\.', ''), )
@@ -340,7 +342,8 @@ def add_structure(checkpoint, model):
     """
     if checkpoint.get('meta') is None:
         checkpoint['meta'] = {}
-    checkpoint['meta'][STRUCTURE_KEY] = capture_structure(model)
+    checkpoint['meta'].pop(STRUCTURE_KEY, None)  # the old layout's copy, if any
+    ckpt_state.put(checkpoint, 'structure', capture_structure(model))
     return checkpoint
 
 
@@ -353,8 +356,7 @@ def get_structure(checkpoint):
     Returns:
         dict | None: The structure, or None if the checkpoint carries none.
     """
-    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
-    structure = meta.get(STRUCTURE_KEY) if isinstance(meta, Mapping) else None
+    structure = ckpt_state.get(checkpoint, 'structure')
     if structure is not None:
         _validate_structure(structure)
     return structure
@@ -439,7 +441,7 @@ def _mismatch_hint(diff, has_structure):
                     'build_segmentor).')
         return ('Every mismatched tensor is smaller in the checkpoint: it '
                 'looks pruned, but it carries no structure '
-                f"(checkpoint['meta']['{STRUCTURE_KEY}']). Re-save it from "
+                "(checkpoint['meta']['npdg']['structure']). Re-save it from "
                 'the pruned model with npdg.pruning.add_structure (the '
                 'PrunedCheckpointHook does this on every save), or pass the '
                 'checkpoint\'s own (pruned) config.')
@@ -538,8 +540,7 @@ def load_pruned_checkpoint(model, checkpoint, strict=True,
     Returns:
         dict: The checkpoint dict.
     """
-    from mmengine.runner.checkpoint import (_load_checkpoint,
-                                            _load_checkpoint_to_model)
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
     if isinstance(checkpoint, str):
         checkpoint = _load_checkpoint(checkpoint, map_location=map_location)
     bare = _unwrap(model)

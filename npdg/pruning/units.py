@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from npdg.models.per_head_attention import PerHeadEfficientAttention
+
 from .graph import build_dependency_graph, classifier_layers
 
 BN_TYPES = (nn.modules.batchnorm._BatchNorm,)

@@ -18,7 +18,7 @@ With ``normalization='global'`` (the default, ASAM's form) the norm is one
 over every weight, ``eps = rho_entry * T^2 g / ||T g||``: the radii set each
 unit's share of one step of relative size at most ``rho_max``. The per-unit
 norm moves every unit by its whole radius relative to its own weights; with
-radii up to 2 that collapsed training on the CPU benchmark (README, AdaSAP).
+radii up to 2 that collapsed training on the CPU benchmark (docs/results.md, AdaSAP).
 
 A unit owns the entries that go when it is removed
 (:func:`npdg.importance.unit_params.unit_slices`); an entry two units claim

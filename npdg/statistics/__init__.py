@@ -10,13 +10,15 @@ scores; :func:`sparsity_weights` gives the omega of spec 1c;
 from .accumulator import SensitivityAccumulator
 from .collection import SensitivityStatistics
 from .distributed import all_reduce_, is_distributed
-from .moments import (binary_from_correlation, correlation_from_sums,
-                      covariance_from_sums, unary_from_sums)
-from .sampling import (reduce_head_features, sample_position_indices,
-                       split_styles, subsample_head_positions,
-                       subsample_positions)
-from .sensitivity import (DEFAULT_LAMBDA, check_lambda, combine,
-                          minmax_normalise, sensitivity_scores)
+from .moments import binary_from_correlation, correlation_from_sums, covariance_from_sums, unary_from_sums
+from .sampling import (
+                      reduce_head_features,
+                      sample_position_indices,
+                      split_styles,
+                      subsample_head_positions,
+                      subsample_positions,
+)
+from .sensitivity import DEFAULT_LAMBDA, check_lambda, combine, minmax_normalise, sensitivity_scores
 from .sparsity import sparsity_weights
 
 __all__ = [

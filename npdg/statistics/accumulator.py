@@ -4,8 +4,7 @@ from typing import Dict, Union
 
 import torch
 
-from .moments import (binary_from_correlation, correlation_from_sums,
-                      unary_from_sums)
+from .moments import binary_from_correlation, correlation_from_sums, unary_from_sums
 
 Device = Union[str, torch.device, None]
 

@@ -256,6 +256,22 @@ def record_trusted(path):
         json.dump(data, f, indent=1, sort_keys=True)
 
 
+def forget_removed(path):
+    """Drop ``path``'s record from the manifest beside it once the file is gone.
+
+    Args:
+        path (str): A checkpoint that was removed (CheckpointHook's
+            ``max_keep_ckpts``); remote paths and files still present are left.
+    """
+    if '://' in str(path) or osp.exists(path):
+        return
+    data = _read_manifest(path)
+    if osp.basename(path) in data:
+        del data[osp.basename(path)]
+        with atomic_write(_manifest_path(path), 'w') as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+
+
 def _named_by_user(path):
     real = osp.realpath(path)
     for entry in os.environ.get(TRUST_ENV, '').split(os.pathsep):

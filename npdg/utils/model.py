@@ -7,7 +7,7 @@ def build_segmentor(cfg, checkpoint=None, device='cpu'):
     """Build ``cfg.model`` (no pretrained download) and load a checkpoint strictly.
 
     A checkpoint of a pruned model carries its structure
-    (``meta['npdg_structure']``); it is applied to the freshly built model
+    (``meta['npdg']['structure']``); it is applied to the freshly built model
     before the weights are loaded, so pruned checkpoints load with their own
     (unpruned) config. Every key and tensor shape must match: mismatches
     raise a ``RuntimeError`` listing them.

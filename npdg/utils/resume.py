@@ -19,7 +19,7 @@ with ``resume_damaged='error'`` in the config, stops naming the file and the
 
 **What it can still change.** Each checkpoint carries the settings that ran
 (:func:`settings_record`: every custom hook's effective arguments, the config's
-named settings and the run's history, under ``meta['npdg_settings']``;
+named settings and the run's history, under ``meta['npdg']['settings']``;
 checkpoints written before fall back to the config text mmengine stores in
 them). On resume, :func:`resume_changes` compares them with the new run's over
 one table, :data:`FROZEN`: per hook type, the phase after which its arguments'
@@ -41,8 +41,13 @@ import re
 
 from mmengine.logging import print_log
 
-from .checkpoint_io import (TEMP_MARK, DamagedCheckpointError, UntrustedCheckpointError,
-                            atomic_write, load_from_local)
+from .checkpoint_io import (
+    TEMP_MARK,
+    DamagedCheckpointError,
+    UntrustedCheckpointError,
+    atomic_write,
+    load_from_local,
+)
 from .settings import RESOLVED_KEY, config_settings
 
 SETTINGS_KEY = 'npdg_settings'
@@ -401,7 +406,7 @@ def settings_record(cfg, history=None):
         history (list[dict], optional): Segments so far (one per resume).
 
     Returns:
-        dict: Plain data for ``checkpoint['meta']['npdg_settings']``.
+        dict: Plain data for ``checkpoint['meta']['npdg']['settings']``.
     """
     return dict(version=1, hooks={key: args for key, (_, args) in hooks_of(cfg).items()},
                 settings=_plain(config_settings(cfg)),
@@ -418,8 +423,9 @@ def checkpoint_record(checkpoint):
     Returns:
         dict | None: A :func:`settings_record`, or None if it carries neither.
     """
+    from npdg.engine import ckpt_state
     meta = checkpoint.get('meta') or {}
-    record = meta.get(SETTINGS_KEY)
+    record = ckpt_state.get(checkpoint, 'settings')
     if isinstance(record, dict) and 'hooks' in record:
         return record
     text = meta.get('cfg')

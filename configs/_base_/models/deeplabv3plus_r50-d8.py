@@ -12,7 +12,7 @@ model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
     # ImageNet weights; resolved locally first (checkpoints/ or the torch hub
-    # cache), see README "Pretrained weights".
+    # cache), see docs/reliability.md "Pretrained weights".
     pretrained='open-mmlab://resnet50_v1c',
     backbone=dict(
         type='ResNetV1c',

@@ -29,7 +29,7 @@ model = dict(
         drop_rate=0.0,
         attn_drop_rate=0.0,
         drop_path_rate=0.1,
-        # ImageNet weights; resolved locally first, see README "Pretrained weights".
+        # ImageNet weights; resolved locally first, see docs/reliability.md "Pretrained weights".
         init_cfg=dict(type='Pretrained', checkpoint=mit_b5_checkpoint),
     ),
     decode_head=dict(

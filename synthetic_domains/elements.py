@@ -160,8 +160,9 @@ def mapillary_metainfo():
         tuple: ``(classes, palette)``, 66 names and 66 RGB triples, index =
         v1.2 class id (taken from mmseg's ``MapillaryDataset_v1``).
     """
-    import npdg  # noqa: F401  (compat shims before mmseg)
     from mmseg.datasets import MapillaryDataset_v1
+
+    import npdg  # noqa: F401  (compat shims before mmseg)
     meta = MapillaryDataset_v1.METAINFO
     return tuple(meta['classes']), tuple(tuple(c) for c in meta['palette'])
 
@@ -172,7 +173,7 @@ def _cityscapes_id_of(name):
         if label.name == name and label.id >= 0:
             return label.id
     raise ValueError(f'Unknown Cityscapes label name {name!r} in '
-                     'npdg/synthetic/elements.py')
+                     'synthetic_domains/elements.py')
 
 
 def _mapillary_id_of(name):
@@ -180,7 +181,7 @@ def _mapillary_id_of(name):
     classes, _ = mapillary_metainfo()
     if name not in classes:
         raise ValueError(f'Unknown Mapillary v1.2 class {name!r} in '
-                         'npdg/synthetic/elements.py')
+                         'synthetic_domains/elements.py')
     return classes.index(name)
 
 

@@ -3,10 +3,10 @@ import copy
 
 import torch
 
-from ..analysis.inference_path import unwrap_model
-from .ema import _ema_hooks, rebuild_averaged_model
-from .kept import normalize_kept
-from .optim_state import sync_optimizer
+from npdg.analysis.inference_path import unwrap_model
+from npdg.pruning.ema import _ema_hooks, rebuild_averaged_model
+from npdg.pruning.kept import normalize_kept
+from npdg.pruning.optim_state import sync_optimizer
 
 
 # --------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def render(layers, style, capture, rng):
     """Render rasterised layers in a domain style.
 
     Args:
-        layers (Layers): Output of :func:`~npdg.synthetic.raster.rasterize`.
+        layers (Layers): Output of :func:`~synthetic_domains.raster.rasterize`.
         style (DomainStyle): The domain's style.
         capture (Capture): This image's capture conditions.
         rng (np.random.Generator): Random source for noise.

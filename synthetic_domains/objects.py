@@ -1,13 +1,12 @@
 """Builders for the objects of a synthetic street scene.
 
 Every builder adds the primitives of one object to a
-:class:`~npdg.synthetic.scene.Scene` at a world position (``X`` lateral,
+:class:`~synthetic_domains.scene.Scene` at a world position (``X`` lateral,
 ``Z`` depth, in camera heights). All parts of one object share the object's
 depth, so the painter's algorithm keeps them together and in order. Sizes
 are in camera heights (1 unit is about 1.3 m).
 """
 import math
-
 
 from .elements import Element as E
 from .materials import Material as M

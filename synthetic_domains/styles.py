@@ -1,7 +1,7 @@
 """Per-domain appearance of the synthetic datasets.
 
 A :class:`DomainStyle` fixes what is constant in a domain: its colour
-palette (the canonical material colours of :mod:`npdg.synthetic.materials`
+palette (the canonical material colours of :mod:`synthetic_domains.materials`
 moved in hue, saturation and value, globally and per material), its texture
 recipes (noise amplitudes, tiles, bricks, window grids), the skies it shows,
 and the *ranges* of its capture conditions (exposure, white balance,
@@ -31,7 +31,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .materials import BASE_COLOURS, Material as M
+from .materials import BASE_COLOURS
+from .materials import Material as M
 
 
 @dataclasses.dataclass(frozen=True)

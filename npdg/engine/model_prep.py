@@ -59,8 +59,9 @@ def ensure_per_head_attention(runner):
         return 0
     count = convert_mit_attention(model)
     print_log(f'[npdg] converted {count} attention modules to per-head attention '
-              '(exactly equivalent; heads can be observed, gated and removed)',
-              logger='current')
+              '(exactly equivalent; heads can be observed, gated and removed) and rebuilt '
+              "the optimizer, schedulers and DDP wrapper for it; runner_type='NpdgRunner' "
+              'converts when it builds the model instead', logger='current')
     rebuild_optimization(runner)
     return count
 

@@ -1,9 +1,9 @@
 """Surface materials of the synthetic scenes (appearance, not labels).
 
-A scene primitive carries a label :class:`~npdg.synthetic.elements.Element`
+A scene primitive carries a label :class:`~synthetic_domains.elements.Element`
 and, separately, a :class:`Material` plus a variant index. The material says
 what a surface looks like (asphalt, glass, car paint); each domain style
-(:mod:`npdg.synthetic.styles`) turns materials into its own colours and
+(:mod:`synthetic_domains.styles`) turns materials into its own colours and
 textures. Several elements share materials (all road-like elements are
 asphalt or paint) and one element uses several (a car is paint, glass, tyres
 and lights), which is what makes the label maps non-trivial to predict from

@@ -9,8 +9,7 @@ plus a few full-frame numpy operations.
 import cv2
 import numpy as np
 
-from .scene import (FACING_UP, PLANE_GROUND, PLANE_SCREEN, PLANE_X,
-                    PLANE_Z, SKY_DEPTH)
+from .scene import FACING_UP, PLANE_GROUND, PLANE_SCREEN, PLANE_X, PLANE_Z, SKY_DEPTH
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT

@@ -43,7 +43,7 @@ class DomainFormat:
         splits (tuple): Split names in the real dataset's spelling.
         default_counts (dict): Default number of images per split.
         encoding (str): Label encoding (see
-            :data:`npdg.synthetic.elements.ENCODINGS`).
+            :data:`synthetic_domains.elements.ENCODINGS`).
         label_mode (str): PIL mode of the label files (``'P'``/``'L'``).
         image_ext (str): Image file extension.
         base_size (tuple): ``(width, height)`` at ``scale=1`` (None when

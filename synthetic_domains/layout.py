@@ -2,9 +2,9 @@
 
 :func:`sample_scene` draws one random street scene (camera, street cross
 section, buildings, vegetation, markings, poles, signs, lights, vehicles,
-people, riders, furniture) as a :class:`~npdg.synthetic.scene.Scene`. Every
+people, riders, furniture) as a :class:`~synthetic_domains.scene.Scene`. Every
 domain samples its scenes from this same distribution; the domains differ in
-appearance (:mod:`npdg.synthetic.styles`) and in a few capture details (the
+appearance (:mod:`synthetic_domains.styles`) and in a few capture details (the
 ego-vehicle hood, :func:`add_ego_vehicle`), not in layout.
 """
 import numpy as np
@@ -12,9 +12,20 @@ import numpy as np
 from . import objects as obj
 from .elements import Element as E
 from .materials import Material as M
-from .scene import (FACING_SKY, LAYER_BACKDROP, LAYER_EGO, LAYER_FAR,
-                    LAYER_MARKING, LAYER_SIDE, LAYER_SKY, PLANE_SCREEN,
-                    SKY_DEPTH, Camera, Prim, Scene)
+from .scene import (
+    FACING_SKY,
+    LAYER_BACKDROP,
+    LAYER_EGO,
+    LAYER_FAR,
+    LAYER_MARKING,
+    LAYER_SIDE,
+    LAYER_SKY,
+    PLANE_SCREEN,
+    SKY_DEPTH,
+    Camera,
+    Prim,
+    Scene,
+)
 
 SCENE_KINDS = ('urban', 'suburban', 'rural')
 _KIND_P = (0.5, 0.32, 0.18)

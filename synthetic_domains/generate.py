@@ -30,9 +30,18 @@ from .layout import add_ego_vehicle, sample_scene
 from .raster import rasterize
 from .render import render
 from .styles import get_style, sample_capture
-from .writers import (DEFAULT_DOMAINS, DOMAINS, FORMATS, MAPILLARY_LAYOUTS, encode_label,
-                      ensure_dirs, image_size, plan_paths, write_image,
-                      write_label)
+from .writers import (
+    DEFAULT_DOMAINS,
+    DOMAINS,
+    FORMATS,
+    MAPILLARY_LAYOUTS,
+    encode_label,
+    ensure_dirs,
+    image_size,
+    plan_paths,
+    write_image,
+    write_label,
+)
 
 #: Bump when the output for given parameters changes.
 GENERATOR_VERSION = '1.1'
@@ -217,7 +226,7 @@ def render_sample(domain, key, scale, shift=1.0):
         key (list[int]): Seed-sequence entropy of this image.
         scale (float): Size multiplier.
         shift (float): Appearance shift of the targets (see
-            :func:`npdg.synthetic.styles.get_style`).
+            :func:`synthetic_domains.styles.get_style`).
 
     Returns:
         tuple: ``(rgb, element_map, capture, scene)``.
@@ -414,7 +423,7 @@ def generate_synthetic_domains(out_root='data/synthetic', seed=0,
         return existing
     os.makedirs(out_root, exist_ok=True)
     manifest_path = os.path.join(out_root, MANIFEST_NAME)
-    manifest = {'generator': 'npdg.synthetic', 'version': GENERATOR_VERSION,
+    manifest = {'generator': 'synthetic_domains', 'version': GENERATOR_VERSION,
                 'complete': False, 'params': params}
     _write_json(manifest_path, manifest)
     tasks = _plan(params)

@@ -13,7 +13,8 @@ field               written by (when)               read by (when)
 ``omega``           (every refresh, resume, prune)  iteration), pruning hook
 ``prune_iters``     UnitPruningHook (``__init__``   sparsity and AdaSAP hooks
                     via ``before_run``)             (``before_train``)
-``history``         UnitPruningHook (each prune)    anyone
+``prunable_layers`` UnitPruningHook (``before_run``, sparsity hook
+                    when ``ignored_units`` is set)  (``before_train``)
 ``side_pass``       AdaSAPHook (its own gradient    SensitivitySparsityHook
                     pass)                           (gradient hooks)
 ``clean_weights``   AdaSAPHook (while the weights   SensitivitySparsityHook
@@ -45,7 +46,10 @@ class NpdgRunState:
             refresh and after a prune.
         omega (dict): Latest sparsity weights per observed layer.
         prune_iters (list[int]): Iterations after which units are pruned.
-        history (list[dict]): One record per prune step done.
+        prunable_layers (set[str], optional): Unit layers (BN, attention
+            module names) the pruning hook may remove; None: every unit layer.
+        order_checked (bool): The hook order was checked
+            (:func:`npdg.engine.check_hook_order`, once per run).
         side_pass (bool): True while a hook takes a gradient of its own
             (AdaSAP's pass at ``w``): gradient hooks that shape the training
             step's gradient (the sparsity subgradient) stay out of it.
@@ -57,8 +61,9 @@ class NpdgRunState:
     statistics: Dict = field(default_factory=dict)
     omega: Dict = field(default_factory=dict)
     prune_iters: List[int] = field(default_factory=list)
-    history: List[Dict] = field(default_factory=list)
+    prunable_layers: Optional[set] = None
     side_pass: bool = False
+    order_checked: bool = False
     clean_weights: Dict = field(default_factory=dict)
     _on_pruned: List[Callable] = field(default_factory=list, repr=False)
 
@@ -95,22 +100,3 @@ def run_state(runner):
         state = NpdgRunState()
         setattr(runner, ATTR, state)
     return state
-
-
-def resumed_meta(runner, checkpoint, key):
-    """A hook's entry of a checkpoint's ``meta`` when the run resumes from it.
-
-    ``load_from`` without ``resume`` (fine-tuning from a checkpoint) starts
-    the hooks afresh, so they get None then.
-
-    Args:
-        runner (Runner): The runner.
-        checkpoint (dict): The loaded checkpoint.
-        key (str): The hook's key in ``checkpoint['meta']``.
-
-    Returns:
-        object | None: The entry, or None (not resuming, or no entry).
-    """
-    if not getattr(runner, '_resume', False):
-        return None
-    return checkpoint.get('meta', {}).get(key)

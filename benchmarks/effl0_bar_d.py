@@ -1,0 +1,116 @@
+"""Bar (d) of the ImageNet regime: how plain L1 pruning at 0.75x FLOPs was made to hold.
+
+    python benchmarks/effl0_bar_d.py --warm-start work_dirs/pretrain_source_effl0/iter_3000.pth
+    python benchmarks/effl0_bar_d.py --from-runs work_dirs/effl0_bar_d   # table only
+
+Every variant is configs/controls/bench_effl0/l1_source.py (plain L1, per-layer
+mean normaliser, no perturbation, 0.75x inference FLOPs, seed 0) from the
+regime's source warm start, changed only where its row says; the reference is
+unpruned source-only with the same number of iterations. Everything is judged
+on held-out *source* frames (the bar says so; no target label is read to
+choose). The variants answer two questions:
+
+* which units: every coupled channel group (stem, residual streams, decode
+  head, expansions) or the MBConv expansion channels only (stem, streams and
+  decode head kept whole through ``ignored_units``);
+* how long a fine-tune after the prune: 150 or 450 iterations, one prune step
+  or three.
+
+Saved to ``benchmarks/results/effl0_bar_d.{json,md}``.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+L1 = 'configs/controls/bench_effl0/l1_source.py'
+SOURCE = 'configs/bench_effl0/source_only.py'
+ALL_UNITS = {'ignored_units': []}   # the recipe keeps stem/streams/head whole; this drops that
+# name -> (config, options, what changes, reference run)
+VARIANTS = {
+    'all_units_ft150': (L1, dict(ALL_UNITS, max_iters=300), 'all units, prune at 150 of 300',
+                        'source_only_300'),
+    'expansion_ft150': (L1, dict(max_iters=300), 'expansion channels only, prune at 150 of 300',
+                        'source_only_300'),
+    'expansion_head_ft150': (L1, dict(max_iters=300, ignored_units=[
+        r'^backbone\._blocks\.0\._depthwise_conv$', r'_project_conv$']),
+        'expansion + decode head, prune at 150 of 300', 'source_only_300'),
+    'expansion_3steps_ft150': (L1, dict(max_iters=300, prune_iters=[50, 100, 150]),
+                               'expansion only, 3 steps 50/100/150 of 300', 'source_only_300'),
+    'expansion_ft450': (L1, {}, 'expansion only, prune at 150 of 600 (the recipe)',
+                        'source_only_600'),
+    'source_only_300': (SOURCE, dict(max_iters=300), 'unpruned, 300 iterations', None),
+    'source_only_600': (SOURCE, {}, 'unpruned, 600 iterations (the recipe)', None),
+}
+
+
+def table(results):
+    """Markdown rows: held-out source and its loss against the reference."""
+    lines = ['| variant | what | held-out source mIoU | vs unpruned | mean target mIoU | GFLOPs |',
+             '|---|---|---|---|---|---|']
+    for name, (_, _, what, ref) in VARIANTS.items():
+        r = results.get(name)
+        if r is None:
+            lines.append(f'| {name} | {what} | (not run) | | | |')
+            continue
+        delta = ''
+        if ref and ref in results:
+            delta = f"{r['source_mIoU'] - results[ref]['source_mIoU']:+.2f}"
+        lines.append(f"| {name} | {what} | {r['source_mIoU']:.2f} | {delta} | "
+                     f"{r['mean_mIoU']:.2f} | {r['gflops']:.3f} |")
+    return '\n'.join(lines)
+
+
+def from_runs(folder):
+    """The finished runs of a work dir, by variant name (folder ``<name>_<key>``)."""
+    out = {}
+    for path in glob.glob(osp.join(folder, '*', 'result.json')):
+        name = osp.basename(osp.dirname(path)).rsplit('_', 1)[0]
+        if name in VARIANTS:
+            with open(path) as f:
+                out[name] = json.load(f)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--warm-start', help='the regime warm start (else trained once)')
+    p.add_argument('--work-dir', default='work_dirs/effl0_bar_d')
+    p.add_argument('--from-runs', help='make the table from the finished runs of this folder')
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument('--note', default='', help='a provenance line put under the table')
+    p.add_argument('--out', default=osp.join(ROOT, 'benchmarks', 'results', 'effl0_bar_d'))
+    args = p.parse_args(argv)
+    if args.from_runs:
+        results = from_runs(args.from_runs)
+    else:
+        from npdg.apis import bench
+        from npdg.apis.studies import REGIMES
+        warm, _ = bench.warm_start(args.warm_start, args.work_dir,
+                                   config=REGIMES['effl0']['warm_start'])
+        results = {}
+        for name in args.variants:
+            config, options, _, _ = VARIANTS[name]
+            opts = dict(options, warm_start=warm)
+            opts['randomness.seed'] = 0
+            results[name] = bench.cached(name, config, opts, args.work_dir)
+    text = ('# Bar (d), ImageNet regime: plain L1 at 0.75x FLOPs against unpruned source-only '
+            '(seed 0, held-out source)\n\n' + table(results) + '\n'
+            + (f'\n{args.note}\n' if args.note else ''))
+    print(text)
+    os.makedirs(osp.dirname(args.out), exist_ok=True)
+    with open(args.out + '.md', 'w') as f:
+        f.write(text)
+    with open(args.out + '.json', 'w') as f:
+        json.dump({k: {key: v.get(key) for key in ('source_mIoU', 'mean_mIoU', 'gflops',
+                                                     'run_key', 'options')}
+                   for k, v in results.items()}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
