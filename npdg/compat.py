@@ -380,8 +380,12 @@ def install_pruned_checkpoint_loading() -> bool:
                                       revise_keys=[(r'^module\.', '')]):
             from npdg.pruning.structure import fit_model_to_checkpoint, get_structure
             if get_structure(checkpoint) is not None:
-                fit_model_to_checkpoint(model, checkpoint, strict=True)
+                changed = fit_model_to_checkpoint(model, checkpoint, strict=True)
                 strict = True
+                if changed:
+                    from mmengine.logging import print_log
+                    print_log("[npdg] applied the checkpoint's pruned structure before loading "
+                              'its weights (strict)', logger='current')
             return original(model, checkpoint, strict, logger, revise_keys)
         return _load_checkpoint_to_model
 
@@ -420,6 +424,35 @@ def install_cpu_distributed_launcher(force: bool = False) -> bool:
         return False
     from mmengine.dist import utils as dist_utils
     dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu
+    return True
+
+
+def install_settings_resolution() -> bool:
+    """Make ``Runner.from_cfg`` resolve ``'${name}'`` settings and check keys.
+
+    Global because mmseg 1.2's stock ``tools/test.py`` calls ``Runner.from_cfg``
+    directly (it ignores ``runner_type``), and a pruned checkpoint must still
+    evaluate there with npdg's configs. ``NpdgRunner.from_cfg`` resolves them
+    too (resolving twice is a no-op).
+
+    Returns:
+        bool: True when the wrapper was installed now, False if it already was.
+    """
+    from mmengine.runner import Runner
+    original = Runner.__dict__['from_cfg'].__func__
+    if getattr(original, '__npdg_wrapped__', False):
+        return False
+
+    def from_cfg(cls, cfg):
+        from npdg.utils.settings import check_top_level_keys, resolve_settings
+        check_top_level_keys(cfg, source=getattr(cfg, 'filename', None) or 'the config')
+        resolve_settings(cfg)
+        return original(cls, cfg)
+
+    from_cfg.__npdg_wrapped__ = True
+    from_cfg.__wrapped__ = original
+    from_cfg.__doc__ = original.__doc__
+    Runner.from_cfg = classmethod(from_cfg)
     return True
 
 
@@ -464,3 +497,4 @@ def apply() -> None:
     install_work_dir_resume()
     install_pruned_checkpoint_loading()
     install_cpu_distributed_launcher()
+    install_settings_resolution()

@@ -23,8 +23,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _registered(name):
-    from mmseg.registry import MODELS
-    return MODELS.get(name)
+    from npdg.importance import CRITERIA
+    return CRITERIA.get(name)
 
 
 WIDTH_CRITERIA = sorted(n for n in IMPORTANCES if 'width' in _registered(n).unit_kinds)
