@@ -46,7 +46,7 @@ VARIANTS = {'sgd': [], 'adasap': [ADASAP], 'sgd+AdvStyle': [STYLE],
 
 def iteration_times(hooks, data_root, iters):
     """Train the demo's source-only config with ``hooks``; per-iteration wall times."""
-    cfg = experiment.load_config(osp.join(ROOT, demo.CONFIGS['baseline']),
+    cfg = experiment.load_config(osp.join(ROOT, demo.MODELS["r18"]['baseline']),
                                  dict(max_iters=iters))
     cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root))
     cfg.default_hooks.checkpoint.update(interval=10 ** 6, save_last=False)

@@ -94,12 +94,12 @@ def instrument(runner, timer):
                                             getattr(hook, stage)))
 
 
-def profile_config(name, data_root, iters, prune_at, top):
+def profile_config(name, data_root, iters, prune_at, top, model='r18'):
     """Train one demo config with timers; return its row."""
     opts = dict(max_iters=iters)
     if name == 'npdg':
         opts.update(prune_iters=[prune_at])
-    cfg = experiment.load_config(osp.join(ROOT, demo.CONFIGS[name]), opts)
+    cfg = experiment.load_config(osp.join(ROOT, demo.MODELS[model][name]), opts)
     cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root))
     cfg.default_hooks.checkpoint.update(interval=iters)
     timer = Timer()
@@ -120,7 +120,7 @@ def profile_config(name, data_root, iters, prune_at, top):
         wall = time.perf_counter() - start
     parts = dict(timer.seconds)
     parts['other'] = wall - sum(parts.values())
-    row = dict(config=demo.CONFIGS[name], iters=iters, wall_s=wall,
+    row = dict(config=demo.MODELS[model][name], iters=iters, wall_s=wall,
                s_per_iter=wall / iters,
                parts={k: dict(seconds=v, per_iter_ms=1e3 * v / iters,
                               share=v / wall, calls=timer.calls.get(k, 0))
@@ -136,7 +136,9 @@ def main(argv=None):
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--configs', nargs='+', default=['baseline', 'npdg'],
-                        choices=list(demo.CONFIGS))
+                        choices=list(demo.METHODS))
+    parser.add_argument('--model', default='r18', choices=list(demo.MODELS),
+                        help="the demo's model (the saved profile is r18's)")
     parser.add_argument('--iters', type=int, default=100)
     parser.add_argument('--prune-at', type=int, default=60)
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'synthetic'))
@@ -150,7 +152,8 @@ def main(argv=None):
         prepare_synthetic_domains(args.data_root, seed=0, nproc=2)  # the demo's data
     rows = []
     for name in args.configs:
-        row = profile_config(name, args.data_root, args.iters, args.prune_at, args.cprofile)
+        row = profile_config(name, args.data_root, args.iters, args.prune_at, args.cprofile,
+                             args.model)
         rows.append(row)
         print(f"\n{name}: {row['iters']} iterations in {row['wall_s']:.1f} s "
               f"({row['s_per_iter'] * 1e3:.0f} ms/iteration)")

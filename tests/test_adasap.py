@@ -60,23 +60,21 @@ def _reference_eps(model, units, grads, radii, free_radius, eta, normalization='
         touches += [sorted(names)] * u.num_units
         flat_radii += [float(v) for v in r]
         offset += u.num_units
-    eps = {n: torch.zeros_like(p) for n, p in params.items()}
-    total = torch.sqrt(sum((((p.detach().abs() + eta) * grads[n]).double() ** 2).sum()
-                           for n, p in params.items()))
-    for unit in range(offset + 1):  # the last group: entries no unit owns
-        rho = free_radius if unit == offset else flat_radii[unit]
-        target = -1 if unit == offset else unit
-        names = list(params) if unit == offset else touches[unit]
-        masks = {n: owner[n] == target for n in names}
-        tg = {n: ((params[n].detach().abs() + eta) * grads[n])[masks[n]] for n in names}
-        norm = torch.sqrt(sum((v.double() ** 2).sum() for v in tg.values()))
-        if normalization == 'global':
-            norm = total
-        if norm == 0:  # no gradient: no step
-            continue
-        for n in names:
-            t = params[n].detach().abs() + eta
-            eps[n][masks[n]] = (rho * t * t * grads[n] / norm)[masks[n]].float()
+    # Entry-wise: each weight entry takes its owner's radius and its owner group's norm
+    # (scatter over the owner map, not the implementation's slices).
+    rho = torch.tensor(flat_radii + [free_radius], dtype=torch.float64)
+    tg = {n: ((p.detach().abs() + eta) * grads[n]).double() for n, p in params.items()}
+    group = {n: torch.where(owner[n] < 0, offset, owner[n]) for n in params}
+    sq = torch.zeros(offset + 1, dtype=torch.float64)
+    for n in params:
+        sq.scatter_add_(0, group[n].flatten(), (tg[n] ** 2).flatten())
+    norms = sq.sqrt() if normalization == 'unit' else sq.sum().sqrt().expand(offset + 1)
+    eps = {}
+    for n, p in params.items():
+        t = p.detach().abs().double() + eta
+        norm = norms[group[n]]
+        step = rho[group[n]] * t * t * grads[n].double() / norm.clamp_min(1e-300)
+        eps[n] = torch.where(norm > 0, step, torch.zeros_like(step)).float()  # no gradient: no step
     return eps
 
 

@@ -108,8 +108,19 @@ def _tiny_units(model):
 
 
 def _brute_unit_sum(units, value):
-    """Per-unit sums by explicit loops over each unit's parameter entries."""
+    """Per-unit sums by explicit loops over each unit's parameter entries.
+
+    ``value(name)`` gives the per-entry tensor of a parameter; it is computed once
+    per name (the loops index it many times).
+    """
     out = torch.zeros(units.num_units, dtype=torch.float64)
+    cache = {}
+
+    def value(name, _value=value):
+        if name not in cache:
+            cache[name] = _value(name)
+        return cache[name]
+
     if units.kind == 'head':
         m, d = units.module, units.module.head_dim
         for h in range(units.num_units):

@@ -17,12 +17,14 @@ from npdg.utils.workdir_lock import WorkDirLock
 READ_KEYS = ('syn_gta_val', 'syn_pseudo_target_pipeline')  # top-level config keys the demo itself reads
 
 
-def train(cfg, work_dir):
+def train(cfg, work_dir, hooks=()):
     """Train ``cfg`` into ``work_dir``; resume if a checkpoint is there.
 
     Args:
         cfg (Config): Full config.
         work_dir (str): Output folder.
+        hooks (Sequence[Hook]): Extra hook instances for this run only (the
+            demo's progress line); not part of the config.
 
     Returns:
         str: Path of the final checkpoint.
@@ -36,7 +38,10 @@ def train(cfg, work_dir):
     ensure_hook(cfg, 'RNGStateHook')
     ensure_hook(cfg, 'PrunedCheckpointHook')
     with WorkDirLock(work_dir):
-        NpdgRunner.from_cfg(cfg).train()
+        runner = NpdgRunner.from_cfg(cfg)
+        for hook in hooks:
+            runner.register_hook(hook)
+        runner.train()
     return final
 
 

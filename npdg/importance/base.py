@@ -5,7 +5,7 @@ import torch
 from mmengine.registry import Registry
 
 # npdg's criteria registry (criteria are not modules, so not in mmseg's MODELS)
-CRITERIA = Registry('npdg pruning criterion')
+CRITERIA = Registry('npdg pruning criterion', scope='npdg')
 IMPORTANCES = []  # registered names, in registration order (the tests parametrise over it)
 
 
@@ -73,7 +73,10 @@ def build_importance(cfg):
                 'with @npdg.importance.register_importance instead of '
                 '@MODELS.register_module().')
         raise KeyError(f'Unknown importance {name!r}; registered: {sorted(IMPORTANCES)}.')
-    return check_signature(CRITERIA.build(cfg))
+    # npdg's own registry, looked up directly: mmengine's scoped build would warn
+    # that mmseg's default scope is not in this registry's tree.
+    args = dict(cfg)
+    return check_signature(CRITERIA.get(args.pop('type'))(**args))
 
 
 def normalize(scores, normalizer):
