@@ -30,6 +30,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 
 import npdg  # noqa: E402,F401
+from npdg.analysis.stages import stage_of  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -48,20 +49,6 @@ def spearman(a, b):
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = float(ra.norm() * rb.norm())
     return float((ra * rb).sum()) / den if den > 0 else float('nan')
-
-
-def stage_of(name):
-    """Stage of a layer: a ResNet ``layerN``, an EfficientNet-Lite stage, stem or head."""
-    parts = name.split('.')
-    if parts[0] != 'backbone':
-        return parts[0]
-    if '_blocks' in parts:
-        block = int(parts[parts.index('_blocks') + 1])
-        # EfficientNet-Lite0 stages (strides 2,4,8,16,16,32,32): blocks 0|1-2|3-4|5-7|8-10|11-14|15
-        bounds = [(0, 1), (1, 3), (3, 5), (5, 8), (8, 11), (11, 15), (15, 16)]
-        return 'backbone.stage%d' % next(i for i, (a, b) in enumerate(bounds) if a <= block < b)
-    layer = next((p for p in parts if p.startswith('layer')), None)
-    return f'backbone.{layer}' if layer else 'backbone.stem'
 
 
 def loader(cfg, dataset, batch_size=2):

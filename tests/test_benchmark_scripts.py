@@ -111,3 +111,28 @@ def test_stats_stability_curve(workspace, npdg_demo_run, tmp_path):
         for r in rows:
             assert -1 <= r['w']['median'] <= 1 and 0 <= r['w']['share_ge_0_8'] <= 1
     assert (tmp_path / 'stab.md').read_text().count('| random |') == 2
+
+
+def test_kept_widths_sums_each_stage_and_averages_seeds(tmp_path):
+    kept_widths = _script('kept_widths')
+    runs = tmp_path / 'runs'
+    widths = {0: {'backbone._blocks.1._depthwise_conv': [96, 24],     # stage 1
+                  'backbone._blocks.2._depthwise_conv': [144, 96],    # stage 1
+                  'backbone._blocks.9._depthwise_conv': [672, 168]},  # stage 4
+              1: {'backbone._blocks.1._depthwise_conv': [96, 48],
+                  'backbone._blocks.2._depthwise_conv': [144, 72],
+                  'backbone._blocks.9._depthwise_conv': [672, 336]}}
+    for seed, layers in widths.items():
+        folder = runs / f'npdg_flops50_seed{seed}_{"0" * 15}{seed}'
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(json.dumps(dict(pruning=dict(layers=layers))))
+    other = runs / f'l1_flops75_seed0_{"a" * 16}'  # another budget: left out
+    other.mkdir()
+    (other / 'result.json').write_text(json.dumps(dict(pruning=dict(layers=widths[0]))))
+    table = kept_widths.main(['--from-runs', str(runs), '--out-dir', str(tmp_path / 'out')])
+    assert set(table) == {'npdg'} and table['npdg']['seeds'] == [0, 1]
+    # stage 1: (24 + 96) / 240 = 0.5 and (48 + 72) / 240 = 0.5; stage 4: 0.25 and 0.5
+    assert table['npdg']['backbone.stage1'] == pytest.approx((0.5, 0.0))
+    assert table['npdg']['backbone.stage4'][0] == pytest.approx(0.375)
+    assert table['npdg']['all'][0] == pytest.approx(((288 / 912) + (456 / 912)) / 2)
+    assert (tmp_path / 'out' / 'kept_widths_flops50.md').read_text().count('| npdg |') == 1

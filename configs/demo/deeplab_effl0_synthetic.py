@@ -3,10 +3,10 @@
 # on synthetic GTA5 only and tested on synthetic Cityscapes / BDD100K / Mapillary.
 # The recipe is the ImageNet benchmark regime's (configs/bench_effl0/pretrain_source.py:
 # model, light head, SGD lr 0.01 poly, 96x96 crops, batch 8) on the demo's data
-# (data/synthetic), shortened to 300 iterations so that the demo's three runs fit in
+# (data/synthetic), shortened to 450 iterations so that the demo's three runs fit in
 # about 10 minutes on 2 cores: a demo, not a converged model (docs/results.md has the
 # converged comparison).
 _base_ = ['../bench_effl0/pretrain_source.py']
 syn_root = 'data/synthetic'
-max_iters = 300
-default_hooks = dict(checkpoint=dict(interval=100, max_keep_ckpts=2))
+max_iters = 450
+default_hooks = dict(checkpoint=dict(interval=150, max_keep_ckpts=2))

@@ -1,9 +1,9 @@
 # CPU demo of NPDG (tools/demo.py) on the ImageNet-initialised EfficientNet-Lite0: the
-# demo baseline's recipe (./deeplab_effl0_synthetic.py: same model, data, 300
+# demo baseline's recipe (./deeplab_effl0_synthetic.py: same model, data, 450
 # iterations, optimizer) plus the NPDG hooks, with the ImageNet regime's settings
 # (configs/bench_effl0/npdg.py) on a shorter schedule.
 #
-#   iterations   0 ....... 100 ............. 300
+#   iterations   0 ....... 150 ............. 450
 #                sparse training | prune | fine-tune (no sparsity term)
 #   style perturbation (AdvStyle, adversarial) on half of every batch throughout.
 #
@@ -18,7 +18,7 @@ lam = 0.4
 num_styles = 4
 stats_interval = 50
 sparsity = 0.1
-prune_iters = [100]
+prune_iters = [150]
 prune_ratio = None
 target_flops_ratio = 0.5   # half the FLOPs, as in docs/results.md's comparison
 threshold = None

@@ -16,7 +16,7 @@ TARGETS = ('cityscapes', 'bdd100k', 'mapillary')
 # The demo's models: name -> its three runs' configs. ``perturb`` is unpruned with
 # NPDG's perturbation: it isolates what pruning adds.
 MODELS = dict(
-    # default: EfficientNet-Lite0 from ImageNet, 300 iterations per run (about 10 min)
+    # default: EfficientNet-Lite0 from ImageNet, 450 iterations per run (about 9 min)
     effl0=dict(baseline='configs/demo/deeplab_effl0_synthetic.py',
                perturb='configs/controls/demo_effl0/perturb_only.py',
                npdg='configs/demo/npdg_deeplab_effl0_synthetic.py'),
