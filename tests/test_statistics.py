@@ -465,3 +465,25 @@ def test_two_ranks_all_reduce_equals_single_process(tmp_path):
                                        rtol=1e-9, atol=1e-12)
     for r in results:
         assert 'different accumulators' in r['mismatch']
+
+
+def test_activation_observer_sees_bn_outputs_and_heads_and_restores_on_exit():
+    """The one observer both the statistics hook and the scoring context use."""
+    from npdg.models.per_head_attention import PerHeadEfficientAttention
+    from npdg.statistics.observer import ActivationObserver
+    bn = torch.nn.BatchNorm2d(3).eval()
+    attn = PerHeadEfficientAttention(embed_dims=8, num_heads=2, sr_ratio=1)
+    previous = lambda heads: None  # noqa: E731  (an observer someone else set)
+    attn.head_observer = previous
+    seen = []
+    observer = ActivationObserver(
+        dict(bn=bn, attn=attn), lambda n, m, x, out: seen.append((n, tuple(out.shape))),
+        lambda n, m, heads: seen.append((n, tuple(heads.shape))))
+    with observer:
+        bn(torch.randn(2, 3, 4, 4))
+        attn(torch.randn(2, 6, 8), (2, 3))
+        observer.attach()  # re-attaching replaces, never doubles
+        bn(torch.randn(1, 3, 4, 4))
+    bn(torch.randn(1, 3, 4, 4))  # detached: not seen
+    assert seen == [('bn', (2, 3, 4, 4)), ('attn', (2, 2, 6, 4)), ('bn', (1, 3, 4, 4))]
+    assert attn.head_observer is previous and not bn._forward_hooks

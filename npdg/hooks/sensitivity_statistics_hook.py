@@ -7,11 +7,11 @@ from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
 from npdg.engine import NpdgHook
 from npdg.engine.run_state import run_state
-from npdg.models.per_head_attention import PerHeadEfficientAttention
 from npdg.perturbation import build_perturbation, denormalize, normalize
 from npdg.perturbation.base import norm_args_from_preprocessor
 from npdg.pruning.units import unit_layers
 from npdg.statistics import SensitivityStatistics, check_lambda, subsample_head_positions, subsample_positions
+from npdg.statistics.observer import ActivationObserver
 from npdg.utils.batchnorm import frozen_bn_stats
 
 STYLE_MODES = ('adversarial', 'random')
@@ -149,7 +149,7 @@ class SensitivityStatisticsHook(NpdgHook):
         self.scores = {}
         self.omega = {}
         self.refreshes = 0
-        self._handles = []
+        self._observer = None
         self._collecting = False
         self._gen = None
         self.observed_dtypes = set()  # activation dtypes seen (bfloat16/float16 under --amp)
@@ -201,43 +201,38 @@ class SensitivityStatisticsHook(NpdgHook):
             model (nn.Module): Bare segmentor.
         """
         self.detach()
-        for name, module in observed_layers(model).items():
-            if isinstance(module, PerHeadEfficientAttention):
-                module.head_observer = self._head_observer(name)
-            else:
-                self._handles.append(module.register_forward_hook(self._bn_observer(name)))
+        self._observer = ActivationObserver(observed_layers(model), self._observe_channels,
+                                            self._observe_heads).attach()
 
     def detach(self):
         """Remove every observer."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        if self._observer is not None:
+            self._observer.detach()
+        self._observer = None
 
-    def _bn_observer(self, name):
-        def observe(module, args, output):
-            if not self._collecting:
-                return
-            x = args[0].detach()
-            if x.dim() != 4:
-                return
-            self.observed_dtypes.add(x.dtype)
-            x = _as_float(x)
-            mean = module.running_mean.view(1, -1, 1, 1)
-            std = (module.running_var + module.eps).sqrt().view(1, -1, 1, 1)
-            feats = subsample_positions((x - mean) / std, self.num_styles, self.num_positions,
-                                        generator=self._gen)
-            self.stats.update(name, feats)
-        return observe
+    def _observe_channels(self, name, module, x, output):
+        """A BN layer's input, standardised by its running statistics, into the sums."""
+        if not self._collecting:
+            return
+        x = x.detach()
+        if x.dim() != 4:
+            return
+        self.observed_dtypes.add(x.dtype)
+        x = _as_float(x)
+        mean = module.running_mean.view(1, -1, 1, 1)
+        std = (module.running_var + module.eps).sqrt().view(1, -1, 1, 1)
+        feats = subsample_positions((x - mean) / std, self.num_styles, self.num_positions,
+                                    generator=self._gen)
+        self.stats.update(name, feats)
 
-    def _head_observer(self, name):
-        def observe(heads):
-            if not self._collecting:
-                return
-            self.observed_dtypes.add(heads.dtype)
-            feats = subsample_head_positions(_as_float(heads.detach()), self.num_styles,
-                                             self.num_positions, generator=self._gen)
-            self.stats.update(name, feats)
-        return observe
+    def _observe_heads(self, name, module, heads):
+        """An attention module's per-head outputs into the sums."""
+        if not self._collecting:
+            return
+        self.observed_dtypes.add(heads.dtype)
+        feats = subsample_head_positions(_as_float(heads.detach()), self.num_styles,
+                                         self.num_positions, generator=self._gen)
+        self.stats.update(name, feats)
 
     # ----------------------------------------------------------- schedule
     def collecting_at(self, iteration):

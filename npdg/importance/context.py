@@ -331,8 +331,9 @@ class ScoringContext:
         key = ('maps', domain, size)
         if key in self._cache:
             return self._cache[key]
-        from npdg.pruning.units import is_channel_layer, unit_layers
-        sums, counts, sizes, handles, observers = {}, {}, {}, [], []
+        from npdg.pruning.units import unit_layers
+        from npdg.statistics.observer import ActivationObserver
+        sums, counts, sizes = {}, {}, {}
 
         def add(name, maps):
             maps = maps.detach().double()
@@ -342,31 +343,24 @@ class ScoringContext:
             sums[name] = sums.get(name, 0) + maps.sum(0)
             counts[name] = counts.get(name, 0) + maps.shape[0]
 
-        for name, m in unit_layers(self.model).items():
-            if is_channel_layer(m):
-                handles.append(m.register_forward_hook(
-                    lambda mod, args, out, name=name: add(name, out) if out.dim() == 4 else None))
+        def on_channels(name, module, x, out):
+            if out.dim() == 4:  # the BN's output: the channel's feature map
+                add(name, out)
+
+        def on_heads(name, module, heads):
+            h, w = module.last_hw
+            norms = heads.norm(dim=-1)  # (B, heads, L)
+            add(name, norms.reshape(norms.shape[0], norms.shape[1], h, w))
+
+        with ActivationObserver(unit_layers(self.model), on_channels, on_heads), \
+                self._eval(grad=False):
+            if domain == 'target':
+                for inputs, _ in self.processed('target'):
+                    self.model._forward(inputs)
             else:
-                def observe(heads, name=name, mod=m):
-                    h, w = mod.last_hw
-                    norms = heads.norm(dim=-1)  # (B, heads, L)
-                    add(name, norms.reshape(norms.shape[0], norms.shape[1], h, w))
-                observers.append((m, m.head_observer))
-                m.head_observer = observe
-        try:
-            with self._eval(grad=False):
-                if domain == 'target':
-                    for inputs, _ in self.processed('target'):
-                        self.model._forward(inputs)
-                else:
-                    domains = [0] if domain == 'clean' else [1, 2, 3]
-                    for b in range(len(self.processed())):
-                        for d in domains:
-                            self.model._forward(self.domain_inputs(b, d))
-        finally:
-            for handle in handles:
-                handle.remove()
-            for m, previous in observers:
-                m.head_observer = previous
+                domains = [0] if domain == 'clean' else [1, 2, 3]
+                for b in range(len(self.processed())):
+                    for d in domains:
+                        self.model._forward(self.domain_inputs(b, d))
         self._cache[key] = {n: sums[n] / counts[n] for n in sums}
         return self._cache[key]
