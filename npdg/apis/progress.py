@@ -120,9 +120,7 @@ def _show_warning(show):
         if osp.abspath(filename).startswith(_OURS):
             return show(message, category, filename, lineno, file, line)
         from mmengine.logging import MMLogger
-        if MMLogger.check_instance_created('mmengine') or MMLogger._instance_dict:
-            MMLogger.get_current_instance().info(
-                f'{category.__name__} ({filename}:{lineno}): {message}')
+        MMLogger.get_current_instance().info(f'{category.__name__} ({filename}:{lineno}): {message}')
     return showwarning
 
 
