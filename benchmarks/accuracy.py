@@ -48,61 +48,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import npdg  # noqa: E402,F401
-from npdg.apis import bench, experiment  # noqa: E402
+from npdg.apis import bench, experiment, report  # noqa: E402
 from npdg.apis.bench import DATA, PRETRAIN, cached, load, mean_std  # noqa: E402,F401
-from npdg.apis.demo import TARGETS  # noqa: E402
+from npdg.apis.studies import STUDIES, TARGETS  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 from npdg.utils.checkpoint_io import file_digest as sha256  # noqa: E402
 from npdg.utils.settings import split_overrides  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCH = 'configs/bench/'
-CONTROLS = 'configs/controls/bench_r18h/'
-# study -> {run name: (config, cfg options)}; seeds come from --seeds (main) or 0.
-STUDIES = dict(
-    main=dict(
-        source_only=(BENCH + 'source_only.py', {}),
-        perturb_only=(CONTROLS + 'perturb_only.py', {}),
-        npdg=(CONTROLS + 'npdg_flops50.py', {}),
-        slimming=(CONTROLS + 'slimming_flops50.py', {}),
-        l1=(CONTROLS + 'l1_flops50.py', {}),
-        l2=(CONTROLS + 'l2_flops50.py', {}),
-    ),
-    ablations=dict(
-        npdg_r30=(BENCH + 'npdg.py', {}),
-        npdg_r30_lam0_binary_only=(BENCH + 'npdg.py', {'lam': 0.0}),
-        npdg_r30_lam1_unary_only=(BENCH + 'npdg.py', {'lam': 1.0}),
-        npdg_r10=(BENCH + 'npdg.py', {'prune_ratio': 0.1}),
-        npdg_r20=(BENCH + 'npdg.py', {'prune_ratio': 0.2}),
-        npdg_r40=(BENCH + 'npdg.py', {'prune_ratio': 0.4}),
-        npdg_r30_no_perturbation=(BENCH + 'npdg_no_perturbation.py', {}),
-        slimming_r30=(CONTROLS + 'slimming.py', {}),
-        l1_r30=(CONTROLS + 'l1.py', {}),
-    ),
-    perturbation=dict(
-        perturb_share25=(CONTROLS + 'perturb_only.py', {'stylized_ratio': 0.25}),
-        perturb_share50=(CONTROLS + 'perturb_only.py', {}),
-        perturb_share100=(CONTROLS + 'perturb_only.py', {'stylized_ratio': 1.0}),
-        perturb_random_styles=(CONTROLS + 'perturb_only.py', {'ascent_steps': 0}),
-        perturb_step03=(CONTROLS + 'perturb_only.py', {'perturbation.step_size': 0.3}),
-        perturb_jitter_x2=(CONTROLS + 'perturb_only.py', {'perturbation.mean_jitter': 0.2,
-                                                          'perturbation.std_jitter': 0.4}),
-    ),
-    # Label-free choice of s (configs/bench/npdg.py): NPDG at half the FLOPs, chosen
-    # by the pseudo-target mIoU (held-out source frames, re-styled).
-    sparsity={**{f'npdg_s{s:g}': (CONTROLS + 'npdg_flops50.py', {'sparsity': s})
-                 for s in (0.03, 0.1, 0.3)},
-              **{f'npdg_s{s:g}_prune200': (CONTROLS + 'npdg_flops50.py',
-                                           {'sparsity': s, 'prune_iters': [200]})
-                 for s in (0.1, 0.3)}},
-    oracle={f'oracle_{t}': (BENCH + f'oracle_{t}.py', {}) for t in TARGETS},
-    convergence=dict(  # 'source_only' is the main study's run (reused from the cache)
-        source_only=(BENCH + 'source_only.py', {}),
-        source_only_900=(BENCH + 'source_only.py', {'max_iters': 900}),
-    ),
-)
-DEFAULT_RUNS = dict(main=['source_only', 'perturb_only', 'npdg', 'slimming', 'l1'])
-DEFAULT_SEEDS = dict(main=[0, 1, 2])
+# The studies (runs, default runs, seeds) are data in npdg/apis/studies.py (STUDIES).
 
 
 def warm_start(args):
@@ -129,7 +84,7 @@ def shift_study(runs):
             prepare_synthetic_domains(root, seed=0, appearance_shift=shift, domains=TARGETS)
     table = {}
     for name, by_seed in runs.items():
-        config, options = STUDIES['main'][name]
+        config, options = STUDIES['main']['runs'][name]
         table[name] = {}
         for shift, root in SHIFTS.items():
             values = []
@@ -199,57 +154,21 @@ def sparsity_rule(checkpoint, data_root, config=BENCH + 'npdg.py'):
                 median=float(scales.median()), sum_lr=sum_lr, s=quantile / sum_lr)
 
 
-def summarise(runs):
-    """Per run name: mean +- std over seeds of every figure."""
-    summary = {}
+def rows_of(runs, study):
+    """results.csv-style rows (:func:`npdg.apis.report.row_of`), the budget read from each config."""
+    rows = []
     for name, by_seed in runs.items():
-        rows = list(by_seed.values())
-        entry = {t: mean_std([r['targets'][t]['mIoU'] for r in rows]) for t in TARGETS}
-        entry['mean'] = mean_std([r['mean_mIoU'] for r in rows])
-        entry['source'] = mean_std([r['source_mIoU'] for r in rows])
-        entry['pseudo'] = mean_std([r.get('pseudo_target_mIoU', float('nan')) for r in rows])
-        for key, out in (('gflops', 'gflops'), ('params', 'params'),
-                         ('latency_ms', 'latency_ms'), ('train_seconds', 'train_s')):
-            entry[out] = mean_std([r[key] for r in rows])
-        entry['seeds'] = sorted(by_seed)
-        summary[name] = entry
-    return summary
+        config, options = STUDIES[study]['runs'][name]
+        for seed, result in by_seed.items():
+            opts = dict(options, warm_start=result.get('warm_start'))
+            budget = report.budget_of(load(config, opts, DATA['root']))
+            run = dict(arm=name, budget=None if budget == 'unpruned' else budget, seed=seed,
+                       config=config)
+            rows.append(report.row_of(run, result, experiment.code_version()))
+    return rows
 
 
-def table(summary):
-    """Markdown table of a summary."""
-    head = ['run', 'seeds', *TARGETS, 'mean target', 'source (held-out)', 'pseudo-target',
-            'GFLOPs', 'params (M)', 'latency (ms)', 'train (s)']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for name, e in summary.items():
-        cells = [name, str(len(e['seeds']))] + [
-            f'{e[k][0]:.2f} +- {e[k][1]:.2f}' for k in (*TARGETS, 'mean', 'source', 'pseudo')] + [
-            f"{e['gflops'][0]:.3f}", f"{e['params'][0] / 1e6:.2f}",
-            f"{e['latency_ms'][0]:.1f}", f"{e['train_s'][0]:.0f}"]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines
-
-
-def plot(summary, path):
-    """Mean target mIoU (+- std) against GFLOPs, one point per run."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, e in summary.items():
-        ax.errorbar(e['gflops'][0], e['mean'][0], yerr=e['mean'][1], fmt='o', capsize=3,
-                    label=name)
-    ax.set_xlabel('GFLOPs (3x128x256)')
-    ax.set_ylabel('mean target mIoU (%)')
-    ax.set_title('benchmark regime, mean +- std over seeds')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--study', default='main', choices=list(STUDIES))
     parser.add_argument('--runs', nargs='+', default=None,
@@ -269,7 +188,7 @@ def main():
     parser.add_argument('--choose-sparsity', action='store_true',
                         help='print the label-free choice of s for configs/bench/npdg.py '
                              'from the warm start, and stop')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.chdir(ROOT)
     from npdg.compat import flush_denormals
     flush_denormals()  # CPU speed
@@ -277,12 +196,12 @@ def main():
         ckpt, _ = warm_start(args)
         print(json.dumps(sparsity_rule(ckpt, DATA['root']), indent=1))
         return
-    study = STUDIES[args.study]
-    names = args.runs or DEFAULT_RUNS.get(args.study, list(study))
+    study = STUDIES[args.study]['runs']
+    names = args.runs or STUDIES[args.study].get('default', list(study))
     unknown = sorted(set(names) - set(study))
     if unknown:
         parser.error(f'unknown runs {unknown} for --study {args.study}; choose from {list(study)}')
-    seeds = args.seeds or DEFAULT_SEEDS.get(args.study, [0])
+    seeds = args.seeds or STUDIES[args.study].get('seeds', [0])
     t0 = time.time()
     bench.prepare_data()
     ckpt, pretrain = warm_start(args)
@@ -297,8 +216,8 @@ def main():
             opts = dict(options, **extra[name], warm_start=ckpt, **{'randomness.seed': seed})
             runs[name][seed] = cached(f'{name}_seed{seed}', config, opts, args.work_dir,
                                       DATA['root'])
-    summary = summarise(runs)
-    lines = table(summary)
+    summary = report.summarise(rows_of(runs, args.study))
+    lines = report.markdown(summary, regime='r18h')
     shift = None
     if args.shift and args.study == 'main':
         shift_table, shift_lines = shift_study(runs)
@@ -309,7 +228,9 @@ def main():
     out = osp.join(args.out_dir, f'bench_{args.study}')
     os.makedirs(args.out_dir, exist_ok=True)
     with open(out + '.json', 'w') as f:
-        json.dump(dict(study=args.study, summary=summary, runs=runs, table=lines, shift=shift,
+        json.dump(dict(study=args.study, runs=runs,
+                       summary={f'{arm} ({budget})': e for (arm, budget), e in summary.items()},
+                       table=lines, shift=shift,
                        configs={n: list(study[n]) for n in names}, seeds=seeds,
                        warm_start=dict(path=ckpt, sha256=ckpt_sha, result=pretrain),
                        data=DATA, code_version=experiment.code_version(),
@@ -320,7 +241,8 @@ def main():
     with open(out + '.md', 'w') as f:
         f.write(f'`python benchmarks/accuracy.py --study {args.study}` (seeds {seeds}; '
                 f'warm start sha256 {ckpt_sha[:16]})\n\n' + '\n'.join(lines) + '\n')
-    plot(summary, out + '.png')
+    report.plot_miou_vs_gflops(summary, out + '.png',
+                               f'from-scratch regime, {args.study} (mean +- std over seeds)')
     print(f'saved {out}.json / .md ({time.time() - t0:.0f} s)')
 
 

@@ -30,6 +30,10 @@ sys.path.insert(0, ROOT)
 
 L1 = 'configs/controls/bench_effl0/l1_source.py'
 SOURCE = 'configs/bench_effl0/source_only.py'
+L1_LITE2, SOURCE_LITE2 = 'configs/bench_effl2/l1_source.py', 'configs/bench_effl2/source_only.py'
+# each backbone's warm start (the same recipe: 3000 source iterations from ImageNet)
+WARM = {'lite0': 'configs/bench_effl0/pretrain_source.py',
+        'lite2': 'configs/bench_effl2/pretrain_source.py'}
 ALL_UNITS = {'ignored_units': []}   # the recipe keeps stem/streams/head whole; this drops that
 # name -> (config, options, what changes, reference run)
 VARIANTS = {
@@ -44,9 +48,27 @@ VARIANTS = {
                                'expansion only, 3 steps 50/100/150 of 300', 'source_only_300'),
     'expansion_ft450': (L1, {}, 'expansion only, prune at 150 of 600 (the recipe)',
                         'source_only_600'),
+    'expansion_ft750': (L1, dict(max_iters=900), 'expansion only, prune at 150 of 900',
+                        'source_only_900'),
     'source_only_300': (SOURCE, dict(max_iters=300), 'unpruned, 300 iterations', None),
     'source_only_600': (SOURCE, {}, 'unpruned, 600 iterations (the recipe)', None),
+    # bar (a) at each schedule: the same arm 1.5x longer
+    'source_only_900': (SOURCE, dict(max_iters=900), 'unpruned, 900 iterations',
+                        'source_only_600'),
+    'source_only_1350': (SOURCE, dict(max_iters=1350), 'unpruned, 1350 iterations',
+                         'source_only_900'),
+    # the larger backbone (EfficientNet-Lite2), the recipe's schedule
+    'lite2_expansion_ft450': (L1_LITE2, {}, 'Lite2: expansion only, prune at 150 of 600',
+                              'lite2_source_only_600'),
+    'lite2_source_only_600': (SOURCE_LITE2, {}, 'Lite2: unpruned, 600 iterations', None),
+    'lite2_source_only_900': (SOURCE_LITE2, dict(max_iters=900), 'Lite2: unpruned, 900 iterations',
+                              'lite2_source_only_600'),
 }
+
+
+def backbone(config):
+    """The backbone a variant's config uses (its warm start follows it)."""
+    return 'lite2' if 'bench_effl2' in config else 'lite0'
 
 
 def table(results):
@@ -80,6 +102,7 @@ def from_runs(folder):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--warm-start', help='the regime warm start (else trained once)')
+    p.add_argument('--warm-start-lite2', help='the Lite2 warm start (else trained once)')
     p.add_argument('--work-dir', default='work_dirs/effl0_bar_d')
     p.add_argument('--from-runs', help='make the table from the finished runs of this folder')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
@@ -90,13 +113,15 @@ def main(argv=None):
         results = from_runs(args.from_runs)
     else:
         from npdg.apis import bench
-        from npdg.apis.studies import REGIMES
-        warm, _ = bench.warm_start(args.warm_start, args.work_dir,
-                                   config=REGIMES['effl0']['warm_start'])
+        given = dict(lite0=args.warm_start, lite2=args.warm_start_lite2)
+        warm = {}
         results = {}
         for name in args.variants:
             config, options, _, _ = VARIANTS[name]
-            opts = dict(options, warm_start=warm)
+            b = backbone(config)
+            if b not in warm:
+                warm[b], _ = bench.warm_start(given[b], args.work_dir, config=WARM[b])
+            opts = dict(options, warm_start=warm[b])
             opts['randomness.seed'] = 0
             results[name] = bench.cached(name, config, opts, args.work_dir)
     text = ('# Bar (d), ImageNet regime: plain L1 at 0.75x FLOPs against unpruned source-only '

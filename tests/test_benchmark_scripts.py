@@ -43,12 +43,9 @@ def test_gpu_check_quick_on_cpu(tmp_path):
 
 
 def _script(name):
-    """Import benchmarks/<name>.py as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'benchmarks', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark script ``benchmarks/<name>.py`` (an importable module)."""
+    import importlib
+    return importlib.import_module(f'benchmarks.{name}')
 
 
 def test_demo_profile_accounts_for_every_part(workspace, tmp_path, monkeypatch):

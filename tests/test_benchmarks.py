@@ -1,32 +1,25 @@
 """The benchmark scripts' run tables and helpers (the runs themselves are benchmarks)."""
-import importlib.util
+import json
 import os.path as osp
 
 import pytest
 import torch
 
 import npdg  # noqa: F401  (before mmseg)
+from benchmarks import accuracy, unit_shift
 from npdg.apis import experiment
+from npdg.apis.studies import STUDIES
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def _module(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'benchmarks', name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-accuracy = _module('accuracy')
-unit_shift = _module('unit_shift')
-RUNS = [(study, name) for study, runs in accuracy.STUDIES.items() for name in runs]
+RUNS = [(study, name) for study, s in STUDIES.items() for name in s['runs']]
 
 
 @pytest.mark.parametrize('study,name', RUNS, ids=lambda v: str(v))
 def test_every_benchmark_run_is_a_valid_config_whose_options_are_read(study, name):
     """A misspelt or unread override fails here (SettingsError), not after an hour."""
-    config, options = accuracy.STUDIES[study][name]
+    config, options = STUDIES[study]['runs'][name]
     cfg = experiment.load_config(osp.join(ROOT, config),
                                  dict(options, warm_start='w.pth', **{'randomness.seed': 1}))
     assert cfg.load_from == 'w.pth' and cfg.randomness.seed == 1
@@ -45,7 +38,7 @@ def test_every_benchmark_run_is_a_valid_config_whose_options_are_read(study, nam
 
 def test_arms_share_the_recipe_and_warm_start():
     cfgs = {n: experiment.load_config(osp.join(ROOT, c), dict(o, warm_start='w.pth'))
-            for n, (c, o) in accuracy.STUDIES['main'].items()}
+            for n, (c, o) in STUDIES['main']['runs'].items()}
     ref = cfgs['source_only']
     for name, cfg in cfgs.items():
         for key in ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg',
@@ -75,3 +68,60 @@ def test_spearman_against_a_hand_computation():
     assert unit_shift.spearman(a, -a) == pytest.approx(-1.0)
     # ranks (0,1,2,3) vs (1,0,3,2): d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
     assert unit_shift.spearman(a, torch.tensor([2.0, 1.0, 4.0, 3.0])) == pytest.approx(0.6)
+
+
+def test_side_study_rows_carry_the_budget_their_config_prunes_to():
+    """accuracy.py's tables go through the comparison's summariser with the right budgets."""
+    from npdg.apis import report
+
+    def result(miou, source):
+        return dict(targets={t: dict(mIoU=miou + i) for i, t in enumerate(report.TARGETS)},
+                    mean_mIoU=miou + 1, source_mIoU=source, gflops=1.0, params=2e6,
+                    latency_ms=3.0, train_seconds=4.0, warm_start='w.pth')
+    runs = dict(npdg_r30={0: result(10, 30), 1: result(12, 32)},
+                l1_r30={0: result(8, 28)})
+    rows = accuracy.rows_of(runs, 'ablations')
+    assert [(r['arm'], r['budget'], r['seed']) for r in rows] == [
+        ('npdg_r30', 'r30', 0), ('npdg_r30', 'r30', 1), ('l1_r30', 'r30', 0)]
+    summary = report.summarise(rows)
+    assert summary[('npdg_r30', 'r30')]['mean_target_mIoU'][0] == pytest.approx(12.0)
+    assert summary[('npdg_r30', 'r30')]['source_mIoU'][1] == pytest.approx(2 ** 0.5)
+    main = accuracy.rows_of(dict(npdg={0: result(10, 30)}, source_only={0: result(9, 31)}),
+                            'main')
+    assert [r['budget'] for r in main] == ['flops50', 'unpruned']
+    table = report.markdown(report.summarise(main), regime='r18h')
+    assert table[2].startswith('| source_only | unpruned | 1 |')
+    assert table[3].startswith('| npdg | flops50 | 1 |')
+
+
+def test_mean_std_of_seeds_and_of_a_missing_figure():
+    from npdg.apis.bench import mean_std
+    assert mean_std([1.0, 2.0, 4.0]) == pytest.approx((7 / 3, (7 / 3) ** 0.5))
+    assert mean_std([5.0]) == (5.0, 0.0)
+    m, sd = mean_std([1.0, float('nan')])  # a run without a pseudo-target figure
+    assert m != m and sd != sd
+
+
+def test_accuracy_cli_writes_its_table_json_and_plot_from_cached_runs(tmp_path, monkeypatch):
+    """The CLI's wiring (plan, cache, summary, table, plot) with the trainings stubbed out."""
+    calls = []
+
+    def cached(name, config, options, work_dir, data_root):
+        calls.append((name, config, options['randomness.seed']))
+        seed = options['randomness.seed']
+        return dict(targets={t: dict(mIoU=10.0 + seed) for t in accuracy.TARGETS},
+                    mean_mIoU=10.0 + seed, source_mIoU=30.0, pseudo_target_mIoU=20.0,
+                    gflops=0.5, params=1e6, latency_ms=1.0, train_seconds=2.0,
+                    warm_start=options['warm_start'])
+    monkeypatch.setattr(accuracy, 'cached', cached)
+    monkeypatch.setattr(accuracy, 'warm_start', lambda args: ('w.pth', {}))
+    monkeypatch.setattr(accuracy, 'sha256', lambda path: '0' * 64)
+    monkeypatch.setattr(accuracy.bench, 'prepare_data', lambda: None)
+    accuracy.main(['--study', 'oracle', '--seeds', '0', '1', '--out-dir', str(tmp_path)])
+    assert [c[0] for c in calls] == [f'oracle_{t}_seed{k}' for k in (0, 1)
+                                     for t in accuracy.TARGETS]
+    saved = json.load(open(tmp_path / 'bench_oracle.json'))
+    assert saved['summary']['oracle_cityscapes (unpruned)']['mean_target_mIoU'] == [10.5, 0.5 ** 0.5]
+    table = (tmp_path / 'bench_oracle.md').read_text()
+    assert '| oracle_bdd100k | unpruned | 2 | 10.50 +- 0.71 |' in table
+    assert (tmp_path / 'bench_oracle.png').stat().st_size > 1000

@@ -10,6 +10,7 @@
   resumes from its last checkpoint (``experiment.train``).
 """
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -23,8 +24,10 @@ PRETRAIN = 'configs/bench/pretrain_source.py'
 
 
 def mean_std(values):
-    """Mean and sample standard deviation (0 for one value)."""
+    """Mean and sample standard deviation (0 for one value; NaN if any value is NaN)."""
     values = list(values)
+    if any(math.isnan(v) for v in values):  # statistics.stdev raises on NaN
+        return (float('nan'), float('nan'))
     return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 

@@ -101,26 +101,61 @@ def _save(fig, ax, path, xlabel, ylabel, title):
     plt.close(fig)
 
 
+def budget_of(cfg):
+    """A run's budget in words, from its resolved config: ``flops50``, ``r30`` or ``unpruned``."""
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('type') == 'UnitPruningHook':
+            if hook.get('target_flops_ratio') is not None:
+                return f"flops{round(100 * hook['target_flops_ratio'])}"
+            if hook.get('ratio') is not None:
+                return f"r{round(100 * hook['ratio'])}"
+            return 'pruned'
+    return 'unpruned'
+
+
+def _colors(arms):
+    import matplotlib.pyplot as plt
+    cmap = plt.get_cmap('tab20')
+    return {arm: cmap(i / max(1, len(arms) - 1)) for i, arm in enumerate(arms)}
+
+
+def plot_miou_vs_gflops(summary, path, title, arms=None):
+    """Mean target mIoU (+- std over seeds) against GFLOPs, one point per (arm, budget).
+
+    Args:
+        summary (dict): :func:`summarise`'s output.
+        path (str): PNG to write.
+        title (str): Figure title.
+        arms (list[str], optional): Colour and spreading order (default: the summary's).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    arms = arms or list(dict.fromkeys(arm for arm, _ in summary))
+    markers = dict(unpruned='s', r30='o', flops75='o', flops50='^')
+    colors = _colors(arms)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    span = max(e['gflops'][0] for e in summary.values())
+    for (arm, budget), e in summary.items():
+        # arms at one budget share their GFLOPs: spread them a little to keep them apart
+        shift = 0.006 * span * (arms.index(arm) - len(arms) / 2) if arm in arms else 0.0
+        ax.errorbar(e['gflops'][0] + shift, e['mean_target_mIoU'][0],
+                    yerr=e['mean_target_mIoU'][1],
+                    fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
+                    label=f'{arm} ({budget})')
+    _save(fig, ax, path, 'GFLOPs (3x128x256; arms spread apart by a few %)',
+          'mean target mIoU (%)', title)
+
+
 def plots(summary, results, out_dir, regime=studies.DEFAULT_REGIME):
     """mIoU vs GFLOPs, per-target bars, kept width per layer."""
     ARMS, BUDGETS = studies.arms(regime), studies.REGIMES[regime]['budgets']
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    markers = dict(unpruned='s', r30='o', flops75='o', flops50='^')
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {arm: plt.cm.tab20(i / max(1, len(ARMS) - 1)) for i, arm in enumerate(ARMS)}
-    span = max(e['gflops'][0] for e in summary.values())
-    for (arm, budget), e in summary.items():
-        # arms at one budget share their GFLOPs: spread them a little to keep them apart
-        shift = 0.006 * span * (ARMS.index(arm) - len(ARMS) / 2) if arm in ARMS else 0.0
-        ax.errorbar(e['gflops'][0] + shift, e['mean_target_mIoU'][0],
-                    yerr=e['mean_target_mIoU'][1],
-                    fmt=markers.get(budget, 'o'), color=colors.get(arm), capsize=2,
-                    label=f'{arm} ({budget})')
-    _save(fig, ax, osp.join(out_dir, 'miou_vs_gflops.png'),
-          'GFLOPs (3x128x256; arms spread apart by a few %)',
-          'mean target mIoU (%)', f'criteria, {regime} regime (mean +- std over seeds)')
+    colors = _colors(ARMS)
+    plot_miou_vs_gflops(summary, osp.join(out_dir, 'miou_vs_gflops.png'),
+                        f'criteria, {regime} regime (mean +- std over seeds)', ARMS)
 
     for budget in [b for b in BUDGETS if any(g[1] == b for g in summary)]:
         arms = sorted([g for g in summary if g[1] in (budget, 'unpruned')],

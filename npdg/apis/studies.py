@@ -72,6 +72,50 @@ REGIMES = dict(
 )
 DEFAULT_REGIME = 'effl0'
 
+_B = 'configs/bench/'
+# The from-scratch regime's side studies (``benchmarks/accuracy.py --study``): each a
+# dict of ``runs`` (name -> (config, options)), the runs a plain call makes
+# (``default``, else all) and the seeds (``seeds``, else [0]). Every run loads the
+# regime's warm start (``warm_start`` option) and is cached like a comparison run.
+STUDIES = dict(
+    main=dict(
+        runs=dict(source_only=(_B + 'source_only.py', {}),
+                  perturb_only=(_RC + 'perturb_only.py', {}),
+                  npdg=(_RC + 'npdg_flops50.py', {}),
+                  slimming=(_RC + 'slimming_flops50.py', {}),
+                  l1=(_RC + 'l1_flops50.py', {}),
+                  l2=(_RC + 'l2_flops50.py', {})),
+        default=['source_only', 'perturb_only', 'npdg', 'slimming', 'l1'],
+        seeds=[0, 1, 2]),
+    ablations=dict(runs=dict(
+        npdg_r30=(_B + 'npdg.py', {}),
+        npdg_r30_lam0_binary_only=(_B + 'npdg.py', {'lam': 0.0}),
+        npdg_r30_lam1_unary_only=(_B + 'npdg.py', {'lam': 1.0}),
+        npdg_r10=(_B + 'npdg.py', {'prune_ratio': 0.1}),
+        npdg_r20=(_B + 'npdg.py', {'prune_ratio': 0.2}),
+        npdg_r40=(_B + 'npdg.py', {'prune_ratio': 0.4}),
+        npdg_r30_no_perturbation=(_B + 'npdg_no_perturbation.py', {}),
+        slimming_r30=(_RC + 'slimming.py', {}),
+        l1_r30=(_RC + 'l1.py', {}))),
+    perturbation=dict(runs=dict(
+        perturb_share25=(_RC + 'perturb_only.py', {'stylized_ratio': 0.25}),
+        perturb_share50=(_RC + 'perturb_only.py', {}),
+        perturb_share100=(_RC + 'perturb_only.py', {'stylized_ratio': 1.0}),
+        perturb_random_styles=(_RC + 'perturb_only.py', {'ascent_steps': 0}),
+        perturb_step03=(_RC + 'perturb_only.py', {'perturbation.step_size': 0.3}),
+        perturb_jitter_x2=(_RC + 'perturb_only.py', {'perturbation.mean_jitter': 0.2,
+                                                     'perturbation.std_jitter': 0.4}))),
+    # the label-free choice of s (configs/bench/npdg.py) by the pseudo-target mIoU
+    sparsity=dict(runs={
+        **{f'npdg_s{s:g}': (_RC + 'npdg_flops50.py', {'sparsity': s}) for s in (0.03, 0.1, 0.3)},
+        **{f'npdg_s{s:g}_prune200': (_RC + 'npdg_flops50.py', {'sparsity': s, 'prune_iters': [200]})
+           for s in (0.1, 0.3)}}),
+    oracle=dict(runs={f'oracle_{t}': (_B + f'oracle_{t}.py', {}) for t in TARGETS}),
+    # 'source_only' is the main study's run (the same key: reused from the cache)
+    convergence=dict(runs=dict(source_only=(_B + 'source_only.py', {}),
+                               source_only_900=(_B + 'source_only.py', {'max_iters': 900}))),
+)
+
 
 def arms(regime):
     """Every arm of a regime in table order: controls, criteria, extra."""
