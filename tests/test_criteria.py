@@ -416,3 +416,40 @@ def test_a_criterion_without_the_context_argument_fails_with_the_fix():
             return units
     with pytest.raises(TypeError, match=r'NoContext.__call__ must take \(units, context\)'):
         build_importance(NoContext())
+
+
+def test_each_pass_runs_once_per_step_whatever_asks_for_it(deeplab, monkeypatch):
+    """Two criteria sharing a context share its passes; other arguments run anew."""
+    from npdg.importance import passes
+    model = deeplab.eval()
+    counts = {}
+    for name in ('risk_gradients', 'squared_gradients', 'mean_maps'):
+        real = getattr(passes, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(passes, name, counted)
+    context = ScoringContext(model, batches=raw_batches(num_batches=1, batch_size=1))
+    units = _tiny_units(model)
+    for criterion in ('TaylorImportance', 'TaylorImportance', 'HessianImportance',
+                      'HessianImportance', 'DSSImportance', 'DSSImportance'):
+        UnitPruner(dict(type=criterion), threshold=None).score(units, context)
+    assert counts == dict(risk_gradients=1, squared_gradients=1, mean_maps=2)  # DSS: 2 domains
+    context.gradients(num_domains=2, beta=1.0)
+    assert counts['risk_gradients'] == 2
+
+
+def test_scoring_data_and_passes_work_without_a_context(deeplab):
+    """The data object needs only the preprocessor; a pass is a plain function of it."""
+    from npdg.importance import ScoringData, passes
+    model = deeplab.eval()
+    data = ScoringData(model.data_preprocessor, raw_batches(num_batches=1, seed=3), seed=5)
+    context = ScoringContext(model, batches=raw_batches(num_batches=1, seed=3), seed=5)
+    assert torch.equal(data.domain_inputs(0, 2), context.domain_inputs(0, 2))
+    assert not torch.equal(data.domain_inputs(0, 2), data.domain_inputs(0, 1))
+    maps = passes.mean_maps(model, data, 'clean')
+    assert set(maps) == set(context.mean_maps('clean'))
+    assert all(torch.equal(maps[n], context.mean_maps('clean')[n]) for n in maps)
+    with pytest.raises(RuntimeError, match='target_dataset'):
+        data.batches('target')

@@ -11,7 +11,7 @@ from npdg.amp import loss_scale, training_autocast
 from npdg.analysis.inference_path import unwrap_model as _bare
 from npdg.engine import NpdgHook
 from npdg.engine.run_state import run_state
-from npdg.importance.context import seg_loss
+from npdg.importance.passes import seg_loss
 from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.units import check_unit_types
 from npdg.sharpness import UnitIndex, adaptive_perturbation, unit_radii

@@ -7,12 +7,13 @@ for gradients, feature maps or statistics) and decorate it with
 """
 from .base import CRITERIA, IMPORTANCES, Importance, build_importance, register_importance
 from .bn_scale import BNScaleImportance
-from .context import ScoringBatches, ScoringContext
+from .context import ScoringContext
 from .dss import DSSImportance
 from .hessian import HessianImportance
 from .magnitude import L1Importance, L2Importance, MagnitudeImportance
 from .random_importance import RandomImportance
 from .risk_variance import DomainRiskVarianceImportance
+from .scoring_data import ScoringBatches, ScoringData
 from .sensitivity import SensitivityImportance
 from .taylor import TaylorImportance
 
@@ -20,4 +21,4 @@ __all__ = ['CRITERIA', 'IMPORTANCES', 'Importance', 'build_importance', 'registe
            'BNScaleImportance', 'MagnitudeImportance', 'L1Importance', 'L2Importance',
            'RandomImportance', 'TaylorImportance', 'HessianImportance', 'DSSImportance',
            'DomainRiskVarianceImportance', 'SensitivityImportance', 'ScoringContext',
-           'ScoringBatches']
+           'ScoringBatches', 'ScoringData']

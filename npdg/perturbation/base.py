@@ -302,6 +302,28 @@ class StylePerturbation(nn.Module):
         out = self._clamp(self.render(context, style))
         return (out, style) if return_style else out
 
+    def sample_domain(self, images, generator=None):
+        """Render every image in one shared random style: a consistent pseudo-domain.
+
+        One style is drawn (for the first image) and applied to the whole batch,
+        so the same ``generator`` seed gives the same domain for any batch.
+
+        Args:
+            images (torch.Tensor): (B, C, H, W), as for :meth:`sample`.
+            generator (torch.Generator, optional): Randomness source of the draw.
+
+        Returns:
+            torch.Tensor: (B, C, H, W) renderings (clamped like :meth:`sample`).
+        """
+        _check_images(images)
+        context = self.prepare(images)
+        style = self.init_style(context, 1, generator)
+        batch = images.shape[0]
+        style = tuple(v[:1].expand_as(v).contiguous()
+                      if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == batch else v
+                      for v in style)
+        return self._clamp(self.render(context, style))
+
     def perturb(self, images, loss_fn, steps=1, step_size=None, num_styles=1,
                 generator=None):
         """Adversarial styles: random styles pushed up ``loss_fn`` by gradient ascent.
