@@ -28,10 +28,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-from overhead import IterClockHook  # noqa: E402  (the per-iteration clock)
-
 import npdg  # noqa: E402,F401
+from benchmarks.overhead import IterClockHook  # noqa: E402  (the per-iteration clock)
 from npdg.apis import demo, experiment  # noqa: E402
 from npdg.apis.synthetic_data import prepare_synthetic_domains  # noqa: E402
 from npdg.engine.runner import NpdgRunner
@@ -44,10 +42,11 @@ VARIANTS = {'sgd': [], 'adasap': [ADASAP], 'sgd+AdvStyle': [STYLE],
             'adasap+AdvStyle': [STYLE, ADASAP]}
 
 
-def iteration_times(hooks, data_root, iters):
+def iteration_times(hooks, data_root, iters, batch_size=8, crop=96):
     """Train the demo's source-only config with ``hooks``; per-iteration wall times."""
     cfg = experiment.load_config(osp.join(ROOT, demo.MODELS["r18"]['baseline']),
-                                 dict(max_iters=iters))
+                                 dict(max_iters=iters, batch_size=batch_size,
+                                      crop_size=(crop, crop)))
     cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root))
     cfg.default_hooks.checkpoint.update(interval=10 ** 6, save_last=False)
     cfg.custom_hooks = [dict(h) for h in hooks] + [dict(type='IterClockHook')]
@@ -66,6 +65,8 @@ def main(argv=None):
     parser.add_argument('--iters', type=int, default=30)
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--skip', type=int, default=5, help='warm-up iterations dropped')
+    parser.add_argument('--batch-size', type=int, default=8, help="the demo's 8 (smaller: a smoke run)")
+    parser.add_argument('--crop', type=int, default=96, help="crop side, the demo's 96")
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'synthetic'))
     parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks', 'results',
                                                   'adasap_cost.json'))
@@ -77,12 +78,14 @@ def main(argv=None):
     times = {k: [] for k in VARIANTS}
     for _ in range(args.rounds):
         for name, hooks in VARIANTS.items():
-            times[name] += iteration_times(hooks, args.data_root, args.iters)[args.skip:]
+            times[name] += iteration_times(hooks, args.data_root, args.iters, args.batch_size,
+                                           args.crop)[args.skip:]
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = {'adasap / sgd': med['adasap'] / med['sgd'],
               'adasap+AdvStyle / sgd+AdvStyle': med['adasap+AdvStyle'] / med['sgd+AdvStyle']}
     import torch
-    result = dict(model='DeepLabV3+ R18 OS16, batch 8, 96x96 crops, CPU',
+    result = dict(model=f'DeepLabV3+ R18 OS16, batch {args.batch_size}, '
+                        f'{args.crop}x{args.crop} crops, CPU',
                   threads=torch.get_num_threads(), iters=args.iters, rounds=args.rounds,
                   skip=args.skip, median_s=med, ratios=ratios,
                   note='median iteration time (data loading included) of each variant, '

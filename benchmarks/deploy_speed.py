@@ -30,11 +30,10 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-import pruned_speed  # noqa: E402
 import torch  # noqa: E402
 
 import npdg  # noqa: E402,F401
+from benchmarks import pruned_speed  # noqa: E402
 from npdg import deploy  # noqa: E402
 from npdg.analysis.complexity import segmentor_complexity  # noqa: E402
 from npdg.pruning.pruner import UnitPruner  # noqa: E402

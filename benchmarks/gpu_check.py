@@ -42,7 +42,6 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 NPDG_CONFIG = 'configs/npdg/deeplab_gta_advstyle.py'
 SOURCE_CONFIG = 'configs/baselines/deeplabv3plus_r50-d8_gta.py'
@@ -147,8 +146,9 @@ def source_only(work, data_root, iters, quick):
 
 def pruned_speed_rows(device, quick):
     """(c): unpruned vs pruned latency per model, batch size and precision."""
-    import pruned_speed
     import torch
+
+    from benchmarks import pruned_speed
     models = ['segformer_b0'] if quick else ['deeplabv3plus_r50', 'segformer_b0',
                                              'segformer_b5']
     shape = (64, 128) if quick else (512, 1024)

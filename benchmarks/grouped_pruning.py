@@ -30,12 +30,11 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 import torch  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
-from pruned_speed import build, timed  # noqa: E402  (random-init models, one timed forward)
 
 import npdg  # noqa: E402,F401
+from benchmarks.pruned_speed import build, timed  # noqa: E402  (random-init models, one timed forward)
 from npdg.analysis.complexity import segmentor_complexity  # noqa: E402
 from npdg.importance import ScoringBatches, ScoringContext  # noqa: E402
 from npdg.pruning.pruner import UnitPruner  # noqa: E402
