@@ -60,9 +60,13 @@ VARIANTS = {
     # the larger backbone (EfficientNet-Lite2), the recipe's schedule
     'lite2_expansion_ft450': (L1_LITE2, {}, 'Lite2: expansion only, prune at 150 of 600',
                               'lite2_source_only_600'),
+    'lite2_expansion_ft750': (L1_LITE2, dict(max_iters=900),
+                              'Lite2: expansion only, prune at 150 of 900', 'lite2_source_only_900'),
     'lite2_source_only_600': (SOURCE_LITE2, {}, 'Lite2: unpruned, 600 iterations', None),
     'lite2_source_only_900': (SOURCE_LITE2, dict(max_iters=900), 'Lite2: unpruned, 900 iterations',
                               'lite2_source_only_600'),
+    'lite2_source_only_1350': (SOURCE_LITE2, dict(max_iters=1350),
+                               'Lite2: unpruned, 1350 iterations', 'lite2_source_only_900'),
 }
 
 
@@ -106,6 +110,8 @@ def main(argv=None):
     p.add_argument('--work-dir', default='work_dirs/effl0_bar_d')
     p.add_argument('--from-runs', help='make the table from the finished runs of this folder')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of every variant (use one --work-dir per seed)')
     p.add_argument('--note', default='', help='a provenance line put under the table')
     p.add_argument('--out', default=osp.join(ROOT, 'benchmarks', 'results', 'effl0_bar_d'))
     args = p.parse_args(argv)
@@ -122,10 +128,10 @@ def main(argv=None):
             if b not in warm:
                 warm[b], _ = bench.warm_start(given[b], args.work_dir, config=WARM[b])
             opts = dict(options, warm_start=warm[b])
-            opts['randomness.seed'] = 0
+            opts['randomness.seed'] = args.seed
             results[name] = bench.cached(name, config, opts, args.work_dir)
     text = ('# Bar (d), ImageNet regime: plain L1 at 0.75x FLOPs against unpruned source-only '
-            '(seed 0, held-out source)\n\n' + table(results) + '\n'
+            f'(seed {args.seed}, held-out source)\n\n' + table(results) + '\n'
             + (f'\n{args.note}\n' if args.note else ''))
     print(text)
     os.makedirs(osp.dirname(args.out), exist_ok=True)

@@ -125,3 +125,29 @@ def test_accuracy_cli_writes_its_table_json_and_plot_from_cached_runs(tmp_path, 
     table = (tmp_path / 'bench_oracle.md').read_text()
     assert '| oracle_bdd100k | unpruned | 2 | 10.50 +- 0.71 |' in table
     assert (tmp_path / 'bench_oracle.png').stat().st_size > 1000
+
+
+@pytest.mark.parametrize('name', sorted(__import__('benchmarks.effl0_bar_d').effl0_bar_d.VARIANTS))
+def test_bar_d_variants_change_the_recipe_only_where_they_say(name):
+    """Every variant of the bar-(d) study loads, reads its options, and has its reference run."""
+    from benchmarks import effl0_bar_d as bar_d
+    config, options, _, ref = bar_d.VARIANTS[name]
+    cfg = experiment.load_config(osp.join(ROOT, config), dict(options, warm_start='w.pth'))
+    assert cfg.load_from == 'w.pth'
+    assert cfg.train_cfg.max_iters == options.get('max_iters', 600)
+    arch = cfg.model.backbone.arch
+    assert arch == bar_d.backbone(config) and cfg.model.backbone.init_cfg.checkpoint == \
+        f'efficientnet-{arch}'
+    assert bar_d.WARM[arch] == f"configs/bench_eff{arch.replace('lite', 'l')}/pretrain_source.py"
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    if config in (bar_d.SOURCE, bar_d.SOURCE_LITE2):
+        assert 'UnitPruningHook' not in hooks and 'StylePerturbationHook' not in hooks
+    else:
+        assert hooks['UnitPruningHook']['target_flops_ratio'] == 0.75
+        assert hooks['UnitPruningHook']['importance']['type'] == 'L1Importance'
+        assert 'StylePerturbationHook' not in hooks
+    if ref is not None:
+        assert ref in bar_d.VARIANTS
+        ref_cfg = experiment.load_config(osp.join(ROOT, bar_d.VARIANTS[ref][0]),
+                                         dict(bar_d.VARIANTS[ref][1], warm_start='w.pth'))
+        assert ref_cfg.model.backbone.arch == arch  # compared on the same backbone
