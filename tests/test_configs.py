@@ -1,9 +1,11 @@
 """Every shipped config loads, uses npdg's pieces and builds a working model."""
 import glob
+import json
 import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
@@ -50,18 +52,38 @@ def test_config_loads_and_builds(path):
         if train.type == 'CityscapesDataset':
             assert train.data_prefix['img_path'] == 'leftImg8bit/train'
     assert any(h['type'] == 'ModelComplexityHook' for h in cfg.custom_hooks)
-    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
-    if _sparse_from_init(cfg):
-        # Sparse training from this config's own initialisation: no unit scale may
-        # start at exactly 0 (the proximal shrink would keep it there: dead branches
-        # the baseline does not have, e.g. mmseg's zero_init_residual).
-        model.init_weights()
-        zero = {n: int((p == 0).sum()) for n, p in unit_scales(model).items()
-                if int((p == 0).sum())}
-        assert not zero, f'{osp.relpath(path, ROOT)}: unit scales at exactly 0 at init: {zero}'
-    with torch.no_grad():
-        out = model(torch.rand(1, 3, 64, 64) * 255, mode='tensor')
-    assert out.shape[:2] == (1, 19)
+    zero, shape = _build_once(json.dumps(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict')
+                                         else cfg.model, sort_keys=True, default=str),
+                              _sparse_from_init(cfg))
+    # Sparse training from this config's own initialisation: no unit scale may start
+    # at exactly 0 (the proximal shrink would keep it there: dead branches the
+    # baseline does not have, e.g. mmseg's zero_init_residual).
+    assert not zero, f'{osp.relpath(path, ROOT)}: unit scales at exactly 0 at init: {zero}'
+    assert shape[:2] == (1, 19)
+
+
+_BUILT = {}
+
+
+def _build_once(model_json, check_init):
+    """Build a model config once per session (controls share their recipe's model).
+
+    Returns:
+        tuple: ``{scale: zeros}`` of unit scales at exactly 0 after ``init_weights``
+        (checked only when ``check_init``) and the output shape on a 64x64 image.
+    """
+    key = (model_json, check_init)
+    if key not in _BUILT:
+        model = revert_sync_batchnorm(MODELS.build(ConfigDict(json.loads(model_json)))).eval()
+        zero = {}
+        if check_init:
+            model.init_weights()
+            zero = {n: int((p == 0).sum()) for n, p in unit_scales(model).items()
+                    if int((p == 0).sum())}
+        with torch.no_grad():
+            out = model(torch.rand(1, 3, 64, 64) * 255, mode='tensor')
+        _BUILT[key] = (zero, tuple(out.shape))
+    return _BUILT[key]
 
 
 def _sparse_from_init(cfg):
