@@ -2,14 +2,12 @@
 
 SYNTHIA as the source (-> Cityscapes, BDD100K, Mapillary) and Cityscapes as the source (real
 to real: -> BDD100K, Mapillary): each real recipe (DeepLabV3+ R50, AdvStyle instead of DSP
-since DSP needs weight files) trains a few iterations with a prune step through
-tools/train.py, then tools/test.py evaluates every other target.
+since DSP needs weight files) trains a few iterations with a prune step, then is tested
+on every other target; in process (the CLIs themselves are guarded by tests/test_tools.py).
 """
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
@@ -39,11 +37,6 @@ def small_run_config(config, data_root, work_dir, iters=4, prune_at=2):
     return experiment.recipe_run_config(child, data_root, work_dir, iters, prune_at, small=True)
 
 
-def run(args):
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 SOURCES = {  # recipe: (source dataset, its folder, the targets tested)
@@ -60,20 +53,16 @@ def test_source_trains_prunes_and_tests_on_the_other_targets(config, real_source
     source_type, folder, targets = SOURCES[config]
     work = str(tmp_path / 'run')
     cfg = small_run_config(config, str(real_source_data), work)
-    run(['tools/train.py', cfg, '--work-dir', work])
+    from mmengine.config import Config
+    experiment.train(Config.fromfile(cfg), work)
     steps = json.load(open(osp.join(work, 'pruning', 'pruning_report.json')))['steps']
     assert [s['iter'] for s in steps] == [2]
     assert steps[0]['gflops_after'] < 0.8 * steps[0]['gflops_before']
     # the source really is the recipe's dataset, read from the miniature
-    from mmengine.config import Config
     train = Config.fromfile(cfg).train_dataloader.dataset
     assert train.type == source_type
     assert train.data_root == osp.join(str(real_source_data), folder)
-    run(['tools/test.py', cfg, osp.join(work, 'iter_4.pth'), '--work-dir', str(tmp_path / 't')])
-    metrics = {}
-    for d, _, files in os.walk(tmp_path / 't'):
-        for name in files:
-            if name.endswith('.json') and not d.endswith('vis_data'):
-                metrics.update(json.load(open(osp.join(d, name))))
+    metrics = experiment.test(Config.fromfile(cfg), osp.join(work, 'iter_4.pth'),
+                              str(tmp_path / 't'))
     assert {k[:-len('/mIoU')] for k in metrics if k.endswith('/mIoU')} == targets
     assert metrics['gflops'] == pytest.approx(steps[0]['gflops_after'])
