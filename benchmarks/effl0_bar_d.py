@@ -75,31 +75,66 @@ def backbone(config):
     return 'lite2' if 'bench_effl2' in config else 'lite0'
 
 
+def _mean_std(values):
+    from npdg.apis.bench import mean_std
+    return mean_std(values)
+
+
 def table(results):
-    """Markdown rows: held-out source and its loss against the reference."""
-    lines = ['| variant | what | held-out source mIoU | vs unpruned | mean target mIoU | GFLOPs |',
-             '|---|---|---|---|---|---|']
+    """Markdown rows: held-out source (mean +- std over seeds) and the paired loss vs the reference.
+
+    Args:
+        results (dict): ``{variant: {seed: result}}``.
+    """
+    lines = ['| variant | what | seeds | held-out source mIoU | vs unpruned (paired) | '
+             'mean target mIoU | GFLOPs |', '|---|---|---|---|---|---|---|']
+    missing = []
     for name, (_, _, what, ref) in VARIANTS.items():
-        r = results.get(name)
-        if r is None:
-            lines.append(f'| {name} | {what} | (not run) | | | |')
+        runs = results.get(name) or {}
+        if not runs:
+            missing.append(name)
             continue
+        src = _mean_std([r['source_mIoU'] for r in runs.values()])
+        tgt = _mean_std([r['mean_mIoU'] for r in runs.values()])
         delta = ''
-        if ref and ref in results:
-            delta = f"{r['source_mIoU'] - results[ref]['source_mIoU']:+.2f}"
-        lines.append(f"| {name} | {what} | {r['source_mIoU']:.2f} | {delta} | "
-                     f"{r['mean_mIoU']:.2f} | {r['gflops']:.3f} |")
+        paired = [runs[k]['source_mIoU'] - results[ref][k]['source_mIoU']
+                  for k in sorted(runs) if ref and k in results.get(ref, {})]
+        if paired:
+            m, sd = _mean_std(paired)
+            delta = f'{m:+.2f} +- {sd:.2f} ({len(paired)})'
+        gflops = next(iter(runs.values()))['gflops']
+        lines.append(f'| {name} | {what} | {",".join(map(str, sorted(runs)))} | '
+                     f'{src[0]:.2f} +- {src[1]:.2f} | {delta} | {tgt[0]:.2f} +- {tgt[1]:.2f} | '
+                     f'{gflops:.3f} |')
+    if missing:
+        lines += ['', 'Not in these runs: ' + ', '.join(missing) + '.']
     return '\n'.join(lines)
 
 
-def from_runs(folder):
-    """The finished runs of a work dir, by variant name (folder ``<name>_<key>``)."""
+# the comparison's run names (tools/compare.py --bars) of the same recipes
+ALIASES = {'source_only': 'source_only_600', 'l1_source_flops75': 'expansion_ft450',
+           'source_only_x1_5': 'source_only_900'}
+
+
+def from_runs(folders):
+    """The finished runs of work dirs: ``{variant: {seed: result}}``.
+
+    A folder holds this script's runs (``<variant>_<key>``) or a comparison's
+    (``<arm>_seed<k>_<key>``, renamed by :data:`ALIASES`); the seed is read from
+    each run's options. The first folder that has a (variant, seed) wins.
+    """
+    import re
     out = {}
-    for path in glob.glob(osp.join(folder, '*', 'result.json')):
-        name = osp.basename(osp.dirname(path)).rsplit('_', 1)[0]
-        if name in VARIANTS:
+    for folder in folders:
+        for path in sorted(glob.glob(osp.join(folder, '*', 'result.json'))):
+            name = osp.basename(osp.dirname(path)).rsplit('_', 1)[0]
+            name = ALIASES.get(re.sub(r'_seed\d+$', '', name), name)
+            if name not in VARIANTS:
+                continue
             with open(path) as f:
-                out[name] = json.load(f)
+                result = json.load(f)
+            seed = int((result.get('options') or {}).get('randomness.seed', 0))
+            out.setdefault(name, {}).setdefault(seed, result)
     return out
 
 
@@ -108,7 +143,8 @@ def main(argv=None):
     p.add_argument('--warm-start', help='the regime warm start (else trained once)')
     p.add_argument('--warm-start-lite2', help='the Lite2 warm start (else trained once)')
     p.add_argument('--work-dir', default='work_dirs/effl0_bar_d')
-    p.add_argument('--from-runs', help='make the table from the finished runs of this folder')
+    p.add_argument('--from-runs', nargs='+',
+                   help='make the table from the finished runs of these folders')
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument('--seed', type=int, default=0,
                    help='seed of every variant (use one --work-dir per seed)')
@@ -129,18 +165,19 @@ def main(argv=None):
                 warm[b], _ = bench.warm_start(given[b], args.work_dir, config=WARM[b])
             opts = dict(options, warm_start=warm[b])
             opts['randomness.seed'] = args.seed
-            results[name] = bench.cached(name, config, opts, args.work_dir)
-    text = ('# Bar (d), ImageNet regime: plain L1 at 0.75x FLOPs against unpruned source-only '
-            f'(seed {args.seed}, held-out source)\n\n' + table(results) + '\n'
+            results[name] = {args.seed: bench.cached(name, config, opts, args.work_dir)}
+    text = ('# Bars (a) and (d), ImageNet regime: plain L1 at 0.75x FLOPs against unpruned '
+            'source-only, and source-only 1.5x longer (held-out source)\n\n' + table(results) + '\n'
             + (f'\n{args.note}\n' if args.note else ''))
     print(text)
     os.makedirs(osp.dirname(args.out), exist_ok=True)
     with open(args.out + '.md', 'w') as f:
         f.write(text)
     with open(args.out + '.json', 'w') as f:
-        json.dump({k: {key: v.get(key) for key in ('source_mIoU', 'mean_mIoU', 'gflops',
-                                                     'run_key', 'options')}
-                   for k, v in results.items()}, f, indent=1)
+        json.dump({k: {seed: {key: v.get(key) for key in ('source_mIoU', 'mean_mIoU', 'gflops',
+                                                            'run_key', 'options', 'work_dir')}
+                       for seed, v in by_seed.items()}
+                   for k, by_seed in results.items()}, f, indent=1)
 
 
 if __name__ == '__main__':

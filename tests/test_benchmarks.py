@@ -151,3 +151,28 @@ def test_bar_d_variants_change_the_recipe_only_where_they_say(name):
         ref_cfg = experiment.load_config(osp.join(ROOT, bar_d.VARIANTS[ref][0]),
                                          dict(bar_d.VARIANTS[ref][1], warm_start='w.pth'))
         assert ref_cfg.model.backbone.arch == arch  # compared on the same backbone
+
+
+def test_bar_d_table_pairs_seeds_across_this_study_and_a_comparison(tmp_path):
+    """Runs of the study and of tools/compare.py --bars meet in one table, paired by seed."""
+    from benchmarks import effl0_bar_d as bar_d
+
+    def put(folder, name, seed, source):
+        d = tmp_path / folder / f'{name}_0123456789abcdef'
+        d.mkdir(parents=True)
+        (d / 'result.json').write_text(json.dumps(dict(
+            source_mIoU=source, mean_mIoU=source / 2, gflops=0.5,
+            options={'randomness.seed': str(seed)})))
+    put('cmp', 'source_only_seed0', 0, 33.0)             # a comparison's names
+    put('cmp', 'source_only_seed1', 1, 32.0)
+    put('cmp', 'l1_source_flops75_seed0', 0, 30.0)
+    put('study', 'expansion_ft450', 1, 31.0)             # this study's names
+    put('study', 'source_only_600', 0, 99.0)             # shadowed by the first folder
+    runs = bar_d.from_runs([str(tmp_path / 'cmp'), str(tmp_path / 'study')])
+    assert {k: sorted(v) for k, v in runs.items()} == {'source_only_600': [0, 1],
+                                                       'expansion_ft450': [0, 1]}
+    assert runs['source_only_600'][0]['source_mIoU'] == 33.0
+    row = next(line for line in bar_d.table(runs).splitlines()
+               if line.startswith('| expansion_ft450 |'))
+    # paired: (30 - 33) and (31 - 32) -> -2.0 +- 1.41
+    assert '| 0,1 | 30.50 +- 0.71 | -2.00 +- 1.41 (2) |' in row
