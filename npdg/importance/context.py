@@ -17,10 +17,8 @@ their work:
   being scored.
 """
 from . import passes
-from .scoring_data import ScoringBatches, ScoringData  # noqa: F401  (re-exported)
+from .scoring_data import ScoringData
 from .unit_params import unit_parameter_names
-
-seg_loss = passes.seg_loss  # kept importable from here (AdaSAP's hook uses it)
 
 
 class ScoringContext:
