@@ -42,12 +42,18 @@ VARIANTS = {'sgd': [], 'adasap': [ADASAP], 'sgd+AdvStyle': [STYLE],
             'adasap+AdvStyle': [STYLE, ADASAP]}
 
 
-def iteration_times(hooks, data_root, iters, batch_size=8, crop=96):
-    """Train the demo's source-only config with ``hooks``; per-iteration wall times."""
+def iteration_times(hooks, data_root, iters, batch_size=8, crop=96, workers=None):
+    """Train the demo's source-only config with ``hooks``; per-iteration wall times.
+
+    ``workers`` replaces the config's dataloader workers (0: load in the main
+    process; a smoke run then skips the workers' start-up and prefetching).
+    """
     cfg = experiment.load_config(osp.join(ROOT, demo.MODELS["r18"]['baseline']),
                                  dict(max_iters=iters, batch_size=batch_size,
                                       crop_size=(crop, crop)))
     cfg = experiment.without_validation(experiment.retarget_data_root(cfg, data_root))
+    if workers is not None:
+        cfg.train_dataloader.update(num_workers=workers, persistent_workers=workers > 0)
     cfg.default_hooks.checkpoint.update(interval=10 ** 6, save_last=False)
     cfg.custom_hooks = [dict(h) for h in hooks] + [dict(type='IterClockHook')]
     with tempfile.TemporaryDirectory() as work:
@@ -67,6 +73,8 @@ def main(argv=None):
     parser.add_argument('--skip', type=int, default=5, help='warm-up iterations dropped')
     parser.add_argument('--batch-size', type=int, default=8, help="the demo's 8 (smaller: a smoke run)")
     parser.add_argument('--crop', type=int, default=96, help="crop side, the demo's 96")
+    parser.add_argument('--workers', type=int, default=None,
+                        help="dataloader workers (default: the demo config's; 0 for a smoke run)")
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'synthetic'))
     parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks', 'results',
                                                   'adasap_cost.json'))
@@ -79,7 +87,7 @@ def main(argv=None):
     for _ in range(args.rounds):
         for name, hooks in VARIANTS.items():
             times[name] += iteration_times(hooks, args.data_root, args.iters, args.batch_size,
-                                           args.crop)[args.skip:]
+                                           args.crop, args.workers)[args.skip:]
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = {'adasap / sgd': med['adasap'] / med['sgd'],
               'adasap+AdvStyle / sgd+AdvStyle': med['adasap+AdvStyle'] / med['sgd+AdvStyle']}

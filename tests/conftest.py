@@ -1,8 +1,17 @@
 """Shared fixtures: small mmseg segmentors built from config dicts."""
+import os
+
 import pytest
 import torch
 
 import npdg  # noqa: F401
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # ``pytest -n 2`` (README's test command): one core per worker, and the
+    # subprocess trainings the workers start inherit it; two workers with two
+    # threads each would thrash OpenMP on a 2-core machine.
+    torch.set_num_threads(1)
+    os.environ['OMP_NUM_THREADS'] = '1'
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -70,7 +70,7 @@ def test_adasap_cost_measures_every_variant(workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(workspace)
     out = tmp_path / 'cost.json'
     result = adasap_cost.main(['--iters', '3', '--rounds', '1', '--skip', '1', '--batch-size', '2',
-                               '--crop', '64',
+                               '--crop', '64', '--workers', '0',
                                '--data-root', str(workspace / 'data' / 'synthetic'),
                                '--out', str(out)])
     assert set(result['median_s']) == set(adasap_cost.VARIANTS)

@@ -187,3 +187,24 @@ def test_bars_by_hand(monkeypatch):
     assert {w for _, w in seen} == {'ws.pth'}   # every bar run starts from the warm start
     with pytest.raises(RuntimeError, match='source_only runs of the same seeds'):
         compare.bars('effl0', [1], main, {}, 'w', print)
+
+
+def test_cached_only_with_nothing_finished_writes_no_tables(tmp_path, monkeypatch, capsys):
+    """It once crashed in the plot (max() of nothing) after writing empty tables."""
+    import sys
+
+    from npdg.apis import bench
+    from npdg.utils import checkpoint_io
+    warm = tmp_path / 'warm.pth'
+    warm.write_bytes(b'weights')
+    monkeypatch.setattr(bench, 'prepare_data', lambda: None)
+    monkeypatch.setattr(bench, 'cached', lambda *a, **k: pytest.fail('nothing may train'))
+    out = tmp_path / 'out'
+    monkeypatch.setattr(sys, 'argv', [
+        'compare.py', '--arms', 'taylor', '--budgets', 'flops50', '--seeds', '0', '--cached-only',
+        '--warm-start', str(warm), '--work-dir', str(tmp_path / 'runs'), '--out-dir', str(out)])
+    monkeypatch.setattr(checkpoint_io, 'file_digest', lambda path: 'ab' * 32)
+    compare.main()
+    printed = capsys.readouterr().out
+    assert '1 runs of the plan are not finished and left out: taylor_flops50_seed0' in printed
+    assert 'no tables written' in printed and not out.exists()

@@ -160,6 +160,9 @@ def main():
     if missing:
         log(f'[compare] {len(missing)} runs of the plan are not finished and left out: '
             + ', '.join(missing))
+    if not results:  # --cached-only before any run finished: keep the tables that are there
+        log(f'[compare] no finished run of the plan in {args.work_dir}: no tables written')
+        return
     rows = [row_of(run, result, code_version) for run, result in results]
     summary = summarise(rows)
     lines = markdown(summary, args.regime)

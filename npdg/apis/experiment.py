@@ -197,7 +197,7 @@ def recipe_run_config(config, data_root, work_dir, iters, prune_at=None, small=F
     tests): the config with its ``data/...`` paths pointed at ``data_root``,
     no pretrained weights, no validation, one checkpoint at the end, a log
     line per iteration and, with ``prune_at``, the prune step there (statistics
-    refreshed three times before it). Schedulers longer than the run (a
+    refreshed three times before it, once in a ``small`` run). Schedulers longer than the run (a
     warm-up of 1500 iterations) are clipped to it.
 
     Args:
@@ -214,7 +214,9 @@ def recipe_run_config(config, data_root, work_dir, iters, prune_at=None, small=F
     """
     opts = dict(max_iters=iters)
     if prune_at is not None:
-        opts.update(prune_iters=[prune_at], stats_interval=max(1, prune_at // 3),
+        # a smoke run refreshes once (each refresh of an R50 costs seconds on a CPU)
+        opts.update(prune_iters=[prune_at],
+                    stats_interval=prune_at if small else max(1, prune_at // 3),
                     stats_batches=1)
     if small:
         opts.update(crop_size=(64, 64), flops_input=(3, 64, 128), trace_shape=(3, 64, 64))
