@@ -6,11 +6,13 @@ import torch
 
 import npdg  # noqa: F401
 
+# One thread per test process (the small models gain nothing from more; four
+# modules used to set it at import, which changed the whole session anyway).
+torch.set_num_threads(1)
 if os.environ.get('PYTEST_XDIST_WORKER'):
-    # ``pytest -n 2`` (README's test command): one core per worker, and the
-    # subprocess trainings the workers start inherit it; two workers with two
-    # threads each would thrash OpenMP on a 2-core machine.
-    torch.set_num_threads(1)
+    # ``pytest -n 2`` (README's test command): the subprocess trainings a worker
+    # starts inherit one thread too; two workers of two threads each would
+    # thrash OpenMP on a 2-core machine.
     os.environ['OMP_NUM_THREADS'] = '1'
 
 

@@ -16,7 +16,6 @@ from npdg.models import convert_mit_attention
 from npdg.pruning.units import collect_units
 from npdg.sharpness import UnitIndex, adaptive_perturbation, normalised_scores, unit_radii
 
-torch.set_num_threads(1)
 MODELS = dict(deeplab=deeplab_r18_cfg, segformer=segformer_b0_cfg)
 
 

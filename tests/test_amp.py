@@ -20,7 +20,6 @@ from npdg.engine.runner import NpdgRunner
 from npdg.hooks import SensitivitySparsityHook
 from npdg.utils.checkpoint_io import load_from_local
 
-torch.set_num_threads(1)
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo', 'npdg_deeplab_r18_synthetic.py')
 FAST = ['batch_size=2', 'train_dataloader.num_workers=0',

@@ -18,7 +18,6 @@ from npdg.pruning.pruner import UnitPruner
 from npdg.pruning.structure import add_structure, load_pruned_checkpoint
 from npdg.pruning.units import collect_units
 
-torch.set_num_threads(1)
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -21,8 +21,6 @@ from npdg.hooks import (
 )
 from npdg.utils.checkpoint_io import load_from_local
 
-torch.set_num_threads(1)
-
 NPDG_HOOKS = [
     dict(type='StylePerturbationHook', perturbation=dict(type='AdvStyle'), stylized_ratio=0.5),
     dict(type='SensitivityStatisticsHook', interval=2, num_images=2, num_styles=3,
