@@ -29,6 +29,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 L1 = 'configs/controls/bench_effl0/l1_source.py'
+L1_KD = 'configs/controls/bench_effl0/l1_source_kd.py'
 SOURCE = 'configs/bench_effl0/source_only.py'
 L1_LITE2, SOURCE_LITE2 = 'configs/bench_effl2/l1_source.py', 'configs/bench_effl2/source_only.py'
 # each backbone's warm start (the same recipe: 3000 source iterations from ImageNet)
@@ -50,6 +51,9 @@ VARIANTS = {
                         'source_only_600'),
     'expansion_ft750': (L1, dict(max_iters=900), 'expansion only, prune at 150 of 900',
                         'source_only_900'),
+    # the fine-tune distils the unpruned warm start (weight 1, T 1)
+    'expansion_kd_ft450': (L1_KD, {}, 'expansion only, prune at 150 of 600, distilled fine-tune',
+                           'source_only_600'),
     'source_only_300': (SOURCE, dict(max_iters=300), 'unpruned, 300 iterations', None),
     'source_only_600': (SOURCE, {}, 'unpruned, 600 iterations (the recipe)', None),
     # bar (a) at each schedule: the same arm 1.5x longer

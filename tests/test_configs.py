@@ -196,7 +196,7 @@ CRITERION_ARMS = dict(
 )
 
 
-def _expected_hooks(npdg_hooks, arm):
+def _expected_hooks(npdg_hooks, arm, warm_start=None):
     """The control's hooks, derived from the NPDG config's by what the arm claims."""
     h = {k: dict(v) for k, v in npdg_hooks.items()}
     keep = lambda *types: {t: h[t] for t in types}  # noqa: E731
@@ -217,6 +217,10 @@ def _expected_hooks(npdg_hooks, arm):
         out = keep('ModelComplexityHook', 'UnitPruningHook', 'PrunedCheckpointHook')
         out['UnitPruningHook'].update(importance=CRITERION_ARMS['l1'], ratio=None,
                                       target_flops_ratio=0.75)
+    elif base == 'l1_source_kd':  # bar (d) with a fine-tune distilled from the warm start
+        out = _expected_hooks(npdg_hooks, 'l1_source')
+        out['DistillationHook'] = dict(type='DistillationHook', teacher_checkpoint=warm_start,
+                                       weight=1.0, temperature=1.0)
     elif base == 'slimming':
         out = keep('ModelComplexityHook', 'StylePerturbationHook', 'SensitivitySparsityHook',
                    'UnitPruningHook', 'PrunedCheckpointHook')
@@ -259,7 +263,7 @@ def test_control_differs_from_npdg_only_in_what_it_claims(recipe, arm, path):
     control = load_config(osp.join(ROOT, path))
     for key in RECIPE_KEYS:
         assert control.get(key) == npdg_cfg.get(key), key
-    assert _hooks(control) == _expected_hooks(_hooks(npdg_cfg), arm)
+    assert _hooks(control) == _expected_hooks(_hooks(npdg_cfg), arm, npdg_cfg.get('warm_start'))
 
 
 def test_every_recipe_has_the_full_set_of_controls():
@@ -273,7 +277,7 @@ def test_every_recipe_has_the_full_set_of_controls():
         # every further arm is a criterion arm the claims test knows
         assert {a.replace('_flops50', '').replace('adasap_', '') for a in arms} <= {
             'perturb_only', 'slimming', 'npdg', 'npdg_lam1', 'npdg_s0', 'npdg_s001', 'l1_source',
-            *CRITERION_ARMS}
+            'l1_source_kd', *CRITERION_ARMS}
 
 
 def _dataset_ids(loader):
