@@ -158,6 +158,13 @@ def test_bad_settings_name_the_key(tmp_path):
             custom_hooks=[dict(type='DistillationHook',
                                teacher_checkpoint=_teacher_file(tmp_path))]))
         runner.train()
+    # weight 0 is off: no teacher file needed, nothing distilled, the run trains as without it
+    off = NpdgRunner.from_cfg(runner_cfg(
+        tmp_path / 'c', deeplab_r18_cfg(), max_iters=2,
+        custom_hooks=[dict(type='DistillationHook', teacher_checkpoint='missing.pth', weight=0)]))
+    off.train()
+    assert [h for h in off.hooks if isinstance(h, DistillationHook)][0].teacher is None
+    assert 'train/loss_kd' not in off.message_hub.log_scalars
     for bad in (dict(weight=-1), dict(temperature=0), dict(begin='later'), dict(begin=True)):
         with pytest.raises(ValueError):
             DistillationHook('t.pth', **bad)

@@ -48,7 +48,8 @@ class DistillationHook(NpdgHook):
     Args:
         teacher_checkpoint (str): Checkpoint of the teacher (e.g. the warm
             start the run loads: ``'${warm_start}'``).
-        weight (float): Factor of the distillation loss. Defaults to 1.0.
+        weight (float): Factor of the distillation loss; 0 turns the hook off
+            (no teacher is built). Defaults to 1.0.
         temperature (float): Softmax temperature ``T``. Defaults to 1.0.
         begin (int | str): First iteration (0-based) distilled. ``'last_prune'``
             (default): the iteration after the run's last prune step (the
@@ -95,6 +96,8 @@ class DistillationHook(NpdgHook):
             FileNotFoundError: Naming the file and the config key.
         """
         super().before_run(runner)
+        if self.weight == 0:
+            return
         if '://' not in self.teacher_checkpoint and not osp.isfile(self.teacher_checkpoint):
             raise FileNotFoundError(
                 f'DistillationHook: teacher_checkpoint {self.teacher_checkpoint!r} does not exist. '
@@ -113,6 +116,9 @@ class DistillationHook(NpdgHook):
                 this one, or ``begin='last_prune'`` in a run that does not prune.
         """
         super().before_train(runner)
+        if self.weight == 0:
+            print_log('[npdg] distillation off (weight 0)', logger='current')
+            return
         self.check_last(list(runner.hooks))
         self.start = self.resolve_begin(run_state(runner).prune_iters)
         self._runner = runner
