@@ -101,6 +101,16 @@ def test_hook_adds_exactly_the_distillation_gradient(tmp_path):
     assert moved  # the distillation term changes the gradient ...
     for name in reference:  # ... by exactly its own gradient
         assert torch.allclose(hooked[name], reference[name], atol=1e-6, rtol=1e-4), name
+    # a copy of the model (FLOPs search, EMA) copies neither the hook nor its teacher, and
+    # its taps do nothing
+    import copy
+    hook.before_train_iter(runner, 0)
+    clone = copy.deepcopy(model)   # copied while armed
+    copied = _grads(clone, inputs, samples)
+    assert not hook._applied
+    for name in plain:
+        assert torch.allclose(copied[name], plain[name], atol=1e-7), name
+    hook._armed = False
     # outside the window (not armed) the gradient is the plain one
     runner.iter = -1
     hook.start = 5
@@ -111,7 +121,9 @@ def test_hook_adds_exactly_the_distillation_gradient(tmp_path):
 
 
 def test_pruned_run_distils_only_the_fine_tune(tmp_path):
-    hooks = [dict(type='UnitPruningHook', prune_iters=[3], ratio=0.3, threshold=None,
+    # a FLOPs budget: the pruning hook searches on copies of the distilled model
+    hooks = [dict(type='UnitPruningHook', prune_iters=[3], ratio=None, threshold=None,
+                  target_flops_ratio=0.75,
                   importance=dict(type='L1Importance', normalizer='mean'),
                   trace_shape=(3, 64, 64), flops_shape=(3, 64, 64)),
              dict(type='DistillationHook', teacher_checkpoint=_teacher_file(tmp_path)),

@@ -11,12 +11,14 @@ field               written by (when)               read by (when)
                     (``before_run``)                (``before_train`` and later)
 ``statistics``,     SensitivityStatisticsHook       sparsity hook (every
 ``omega``           (every refresh, resume, prune)  iteration), pruning hook
-``prune_iters``     UnitPruningHook (``__init__``   sparsity and AdaSAP hooks
-                    via ``before_run``)             (``before_train``)
+``prune_iters``     UnitPruningHook (``__init__``   sparsity, AdaSAP and
+                    via ``before_run``)             distillation hooks
+                                                    (``before_train``)
 ``prunable_layers`` UnitPruningHook (``before_run``, sparsity hook
                     when ``ignored_units`` is set)  (``before_train``)
 ``side_pass``       AdaSAPHook (its own gradient    SensitivitySparsityHook
-                    pass)                           (gradient hooks)
+                    pass)                           (gradient hooks),
+                                                    DistillationHook (forward)
 ``clean_weights``   AdaSAPHook (while the weights   SensitivitySparsityHook
                     sit at ``w + eps``)             (the sign of clean gamma)
 ==================  ==============================  ==========================

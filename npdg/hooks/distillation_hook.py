@@ -1,5 +1,6 @@
 """Distil a frozen, unpruned teacher into the pruned model while it fine-tunes."""
 import os.path as osp
+import weakref
 
 import torch
 from mmengine.hooks import Hook
@@ -18,6 +19,24 @@ def _runs_before_iter(hook):
     cls = type(hook)
     return (cls.before_train_iter is not Hook.before_train_iter
             or cls._before_iter is not Hook._before_iter)
+
+
+class _Tap:
+    """A forward hook that calls back into its owner through weak references.
+
+    Copying the model (``copy.deepcopy`` in a FLOPs search, an EMA model) then
+    copies neither the owner (nor its teacher and runner), and the copy's taps
+    do nothing: they fire only for the module they were attached to.
+    """
+
+    def __init__(self, owner, module, method):
+        self.owner, self.module, self.method = weakref.ref(owner), weakref.ref(module), method
+
+    def __call__(self, module, *args):
+        owner = self.owner()
+        if owner is None or module is not self.module():
+            return None
+        return getattr(owner, self.method)(module, *args)
 
 
 @HOOKS.register_module()
@@ -197,8 +216,9 @@ class DistillationHook(NpdgHook):
                             'encoder-decoder.')
         # mmseg's decode heads call their own forward directly (not through __call__),
         # so the logits are caught at the classifier, conv_seg, which is called as a module
-        self._handles = [model.backbone.register_forward_pre_hook(self._keep_input),
-                         head.conv_seg.register_forward_hook(self._distil)]
+        self._handles = [
+            model.backbone.register_forward_pre_hook(_Tap(self, model.backbone, '_keep_input')),
+            head.conv_seg.register_forward_hook(_Tap(self, head.conv_seg, '_distil'))]
 
     def detach(self):
         """Remove the forward hooks."""
