@@ -8,13 +8,16 @@ mean normaliser, no perturbation, 0.75x inference FLOPs, seed 0) from the
 regime's source warm start, changed only where its row says; the reference is
 unpruned source-only with the same number of iterations. Everything is judged
 on held-out *source* frames (the bar says so; no target label is read to
-choose). The variants answer two questions:
+choose). The variants answer three questions:
 
 * which units: every coupled channel group (stem, residual streams, decode
   head, expansions) or the MBConv expansion channels only (stem, streams and
   decode head kept whole through ``ignored_units``);
 * how long a fine-tune after the prune: 150 or 450 iterations, one prune step
-  or three.
+  or three;
+* plain or distilled: the recipe's fine-tune distils the unpruned warm start
+  (``DistillationHook``, weight 1, T 1); ``kd_weight=0`` is the plain fine-tune
+  every earlier variant used.
 
 Saved to ``benchmarks/results/effl0_bar_d.{json,md}``.
 """
@@ -29,31 +32,31 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 L1 = 'configs/controls/bench_effl0/l1_source.py'
-L1_KD = 'configs/controls/bench_effl0/l1_source_kd.py'
 SOURCE = 'configs/bench_effl0/source_only.py'
 L1_LITE2, SOURCE_LITE2 = 'configs/bench_effl2/l1_source.py', 'configs/bench_effl2/source_only.py'
 # each backbone's warm start (the same recipe: 3000 source iterations from ImageNet)
 WARM = {'lite0': 'configs/bench_effl0/pretrain_source.py',
         'lite2': 'configs/bench_effl2/pretrain_source.py'}
 ALL_UNITS = {'ignored_units': []}   # the recipe keeps stem/streams/head whole; this drops that
+PLAIN = {'kd_weight': 0.0}          # the recipe distils the warm start in the fine-tune; this does not
 # name -> (config, options, what changes, reference run)
 VARIANTS = {
-    'all_units_ft150': (L1, dict(ALL_UNITS, max_iters=300), 'all units, prune at 150 of 300',
+    'all_units_ft150': (L1, dict(ALL_UNITS, **PLAIN, max_iters=300), 'all units, prune at 150 of 300',
                         'source_only_300'),
-    'expansion_ft150': (L1, dict(max_iters=300), 'expansion channels only, prune at 150 of 300',
+    'expansion_ft150': (L1, dict(**PLAIN, max_iters=300), 'expansion channels only, prune at 150 of 300',
                         'source_only_300'),
-    'expansion_head_ft150': (L1, dict(max_iters=300, ignored_units=[
+    'expansion_head_ft150': (L1, dict(**PLAIN, max_iters=300, ignored_units=[
         r'^backbone\._blocks\.0\._depthwise_conv$', r'_project_conv$']),
         'expansion + decode head, prune at 150 of 300', 'source_only_300'),
-    'expansion_3steps_ft150': (L1, dict(max_iters=300, prune_iters=[50, 100, 150]),
+    'expansion_3steps_ft150': (L1, dict(**PLAIN, max_iters=300, prune_iters=[50, 100, 150]),
                                'expansion only, 3 steps 50/100/150 of 300', 'source_only_300'),
-    'expansion_ft450': (L1, {}, 'expansion only, prune at 150 of 600 (the recipe)',
+    'expansion_ft450': (L1, PLAIN, 'expansion only, prune at 150 of 600, plain fine-tune',
                         'source_only_600'),
-    'expansion_ft750': (L1, dict(max_iters=900), 'expansion only, prune at 150 of 900',
+    'expansion_ft750': (L1, dict(**PLAIN, max_iters=900), 'expansion only, prune at 150 of 900',
                         'source_only_900'),
-    # the fine-tune distils the unpruned warm start (weight 1, T 1)
-    'expansion_kd_ft450': (L1_KD, {}, 'expansion only, prune at 150 of 600, distilled fine-tune',
-                           'source_only_600'),
+    # the recipe: the fine-tune distils the unpruned warm start (weight 1, T 1)
+    'expansion_kd_ft450': (L1, {}, 'expansion only, prune at 150 of 600, distilled fine-tune '
+                           '(the recipe)', 'source_only_600'),
     'source_only_300': (SOURCE, dict(max_iters=300), 'unpruned, 300 iterations', None),
     'source_only_600': (SOURCE, {}, 'unpruned, 600 iterations (the recipe)', None),
     # bar (a) at each schedule: the same arm 1.5x longer
@@ -62,9 +65,9 @@ VARIANTS = {
     'source_only_1350': (SOURCE, dict(max_iters=1350), 'unpruned, 1350 iterations',
                          'source_only_900'),
     # the larger backbone (EfficientNet-Lite2), the recipe's schedule
-    'lite2_expansion_ft450': (L1_LITE2, {}, 'Lite2: expansion only, prune at 150 of 600',
+    'lite2_expansion_ft450': (L1_LITE2, PLAIN, 'Lite2: expansion only, prune at 150 of 600',
                               'lite2_source_only_600'),
-    'lite2_expansion_ft750': (L1_LITE2, dict(max_iters=900),
+    'lite2_expansion_ft750': (L1_LITE2, dict(**PLAIN, max_iters=900),
                               'Lite2: expansion only, prune at 150 of 900', 'lite2_source_only_900'),
     'lite2_source_only_600': (SOURCE_LITE2, {}, 'Lite2: unpruned, 600 iterations', None),
     'lite2_source_only_900': (SOURCE_LITE2, dict(max_iters=900), 'Lite2: unpruned, 900 iterations',
@@ -116,7 +119,7 @@ def table(results):
 
 
 # the comparison's run names (tools/compare.py --bars) of the same recipes
-ALIASES = {'source_only': 'source_only_600', 'l1_source_flops75': 'expansion_ft450',
+ALIASES = {'source_only': 'source_only_600', 'l1_source_flops75': 'expansion_kd_ft450',
            'source_only_x1_5': 'source_only_900'}
 
 

@@ -18,3 +18,6 @@ default_hooks = dict(checkpoint=dict(interval=150, max_keep_ckpts=2))
 prune_iters = [150]
 prune_ratio = None
 target_flops_ratio = 0.5   # half the FLOPs, as in docs/results.md's comparison
+# No warm start, so no teacher: the regime's distilled fine-tune is left out here.
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
+                '${sparsity_hook}', '${pruning_hook}', '${checkpoint_hook}']

@@ -12,4 +12,4 @@ adasap_hook = dict(type='AdaSAPHook', importance=dict(type='BNScaleImportance'),
                    score_interval=10,
                    trace_shape='${trace_shape}')
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
-                '${sparsity_hook}', '${adasap_hook}', '${pruning_hook}', '${checkpoint_hook}']
+                '${sparsity_hook}', '${adasap_hook}', '${pruning_hook}', '${distillation_hook}', '${checkpoint_hook}']

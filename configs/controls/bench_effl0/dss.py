@@ -7,5 +7,5 @@ _base_ = ['../../bench_effl0/npdg.py']
 prune_iters = [90, 120, 150]
 pruning_hook = dict(importance=dict(_delete_=True, type='DSSImportance'), scope='layer',
                     schedule='geometric')
-custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}',
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}', '${distillation_hook}',
                 '${checkpoint_hook}']

@@ -4,5 +4,5 @@
 # Everything else (model, data, schedule, settings) is inherited unchanged.
 _base_ = ['../../bench_effl0/npdg.py']
 pruning_hook = dict(importance=dict(_delete_=True, type='L1Importance', normalizer='mean'))
-custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}',
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}', '${distillation_hook}',
                 '${checkpoint_hook}']

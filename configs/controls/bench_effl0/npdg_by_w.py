@@ -4,4 +4,4 @@
 _base_ = ['../../bench_effl0/npdg.py']
 pruning_hook = dict(importance=dict(_delete_=True, type='SensitivityImportance'))
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${statistics_hook}',
-                '${pruning_hook}', '${checkpoint_hook}']
+                '${pruning_hook}', '${distillation_hook}', '${checkpoint_hook}']

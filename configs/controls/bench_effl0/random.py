@@ -4,5 +4,5 @@
 # The control every criterion must beat. Everything else is inherited unchanged.
 _base_ = ['../../bench_effl0/npdg.py']
 pruning_hook = dict(importance=dict(_delete_=True, type='RandomImportance'))
-custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}',
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}', '${distillation_hook}',
                 '${checkpoint_hook}']

@@ -5,5 +5,5 @@
 _base_ = ['../../bench_effl0/npdg.py']
 pruning_hook = dict(importance=dict(_delete_=True, type='DomainRiskVarianceImportance',
                                     beta=1.0, num_domains=3, normalizer='mean'))
-custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}',
+custom_hooks = ['${complexity_hook}', '${style_hook}', '${pruning_hook}', '${distillation_hook}',
                 '${checkpoint_hook}']

@@ -5,4 +5,4 @@
 _base_ = ['../../bench_effl0/npdg.py']
 sparsity_hook = dict(reweight=False)
 custom_hooks = ['${complexity_hook}', '${style_hook}', '${sparsity_hook}',
-                '${pruning_hook}', '${checkpoint_hook}']
+                '${pruning_hook}', '${distillation_hook}', '${checkpoint_hook}']
