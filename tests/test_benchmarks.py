@@ -166,13 +166,13 @@ def test_bar_d_table_pairs_seeds_across_this_study_and_a_comparison(tmp_path):
     put('cmp', 'source_only_seed0', 0, 33.0)             # a comparison's names
     put('cmp', 'source_only_seed1', 1, 32.0)
     put('cmp', 'l1_source_flops75_seed0', 0, 30.0)
-    put('study', 'expansion_ft450', 1, 31.0)             # this study's names
+    put('study', 'expansion_kd_ft450', 1, 31.0)          # this study's names
     put('study', 'source_only_600', 0, 99.0)             # shadowed by the first folder
     runs = bar_d.from_runs([str(tmp_path / 'cmp'), str(tmp_path / 'study')])
     assert {k: sorted(v) for k, v in runs.items()} == {'source_only_600': [0, 1],
-                                                       'expansion_ft450': [0, 1]}
+                                                       'expansion_kd_ft450': [0, 1]}
     assert runs['source_only_600'][0]['source_mIoU'] == 33.0
     row = next(line for line in bar_d.table(runs).splitlines()
-               if line.startswith('| expansion_ft450 |'))
+               if line.startswith('| expansion_kd_ft450 |'))
     # paired: (30 - 33) and (31 - 32) -> -2.0 +- 1.41
     assert '| 0,1 | 30.50 +- 0.71 | -2.00 +- 1.41 (2) |' in row
