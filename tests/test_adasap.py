@@ -292,6 +292,9 @@ def test_adasap_composes_with_the_subgradient_sparsity_term():
     from npdg.utils.batchnorm import frozen_bn_stats
     model, batch = _model('deeplab'), _batch()
     model.train()
+    for m in model.modules():  # no dropout: the two paths need not draw its masks in one order
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            m.p = 0.0
     with torch.no_grad():  # one layer's scales near 0: sign(gamma) differs at w + eps
         model.backbone.layer1[0].bn1.weight.copy_(torch.randn(64) * 1e-6)
     ref = copy.deepcopy(model)
@@ -330,6 +333,6 @@ def test_adasap_composes_with_the_subgradient_sparsity_term():
     torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3).step()
     diff = max(float((p - q).abs().max())
                for p, q in zip(model.parameters(), ref.parameters()))
-    # float32 noise of the two paths is ~6e-5 here (s = 0 gives the same); the subgradient
+    # float32 noise of the two paths is ~3e-6 here (s = 0 gives the same); the subgradient
     # in AdaSAP's own pass, or taken at w + eps, moves the weights by ~0.65
-    assert diff < 1e-3
+    assert diff < 1e-4

@@ -3,7 +3,7 @@
 # lr 0.01 poly) plus the NPDG hooks. tools/compare.py runs it (and every control) at 0.75x and 0.5x FLOPs.
 #
 #   iterations   0 ....... 150 ...................... 600
-#                sparse training | prune | fine-tune (no sparsity term)
+#                sparse training | prune | fine-tune (no sparsity term, distilled)
 #   style perturbation (AdvStyle) on half of every batch throughout.
 #
 # How each setting was chosen (no target label used): lam = 0.4, stylized_ratio = 0.5
@@ -39,10 +39,10 @@ ignored_units = [r'^backbone\._blocks\.0\._depthwise_conv$', r'_project_conv$', 
 pruning_hook = dict(ignored_units='${ignored_units}')
 # The fine-tune after the prune distils the unpruned warm start (pixel-wise KD on the
 # decode head's logits; npdg's DistillationHook, docs/method.md), in every pruned arm
-# of the regime. Why (bar (d), held-out source only, seed 0): with a plain fine-tune,
-# L1 at 0.75x FLOPs ends 3.28 points below unpruned source-only (32.70 vs 35.98);
-# distilled, 1.85 below (34.13), within the bar's 2 (seeds 1 and 2: docs/results.md).
-# weight 1 and T 1 are the textbook defaults, fixed before the run, not tuned.
+# of the regime. Why (bar (d), held-out source only, 3 seeds): with a plain fine-tune,
+# L1 at 0.75x FLOPs ends 3.42 +- 0.65 points below unpruned source-only; distilled,
+# 1.91 +- 0.07, within the bar's 2 (benchmarks/results/effl0_bar_d_kd.md). weight 1
+# and T 1 are the textbook defaults, fixed before the first run, not tuned.
 kd_weight = 1.0
 kd_temperature = 1.0
 distillation_hook = dict(type='DistillationHook', teacher_checkpoint='${warm_start}',
